@@ -1,0 +1,3 @@
+export { DEFAULT_TAGS } from "./default-tags.js";
+export { type Config, ConfigSchema, type TagConfig, TagSchema } from "./schema.js";
+export { defaultConfig, validateConfig } from "./validate.js";
