@@ -9,7 +9,7 @@ import { join, relative } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const filters = process.argv.slice(2);
-const FILE_TIMEOUT_MS = Number(process.env.GLASSD_TEST_TIMEOUT_MS ?? 300_000);
+const FILE_TIMEOUT_MS = Number(process.env.TEST_FILE_TIMEOUT_MS ?? 300_000);
 
 function find(dir: string): string[] {
   const out: string[] = [];

@@ -1,14 +1,9 @@
 import { Ajv, type ErrorObject } from "ajv";
-import addFormatsImport from "ajv-formats";
 import type { Issue } from "../core/errors.js";
 import { DEFAULT_TAGS } from "./default-tags.js";
 import { type Config, ConfigSchema } from "./schema.js";
 
-// ajv-formats is CommonJS with a default export; under NodeNext the callable sits on `.default`.
-const addFormats = (addFormatsImport as unknown as { default: typeof addFormatsImport }).default ?? addFormatsImport;
-
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-addFormats(ajv);
 const check = ajv.compile(ConfigSchema);
 
 /** Turns ajv errors into issues that name the path and say what is wrong in words. */

@@ -1,0 +1,334 @@
+import type { Config } from "../config/index.js";
+import type { Clock } from "../core/clock.js";
+import { LatencyWindow, round3 } from "../core/latency.js";
+import type { Logger } from "../core/logger.js";
+import type { Service } from "../core/service.js";
+import type { DefectClass, InspectionEvent, RawSample, Sample } from "../core/types.js";
+import type { Metrics } from "../health/metrics.js";
+import type { SampleSink } from "../ingest/ports.js";
+import { InspectionWindow } from "./inspection-window.js";
+import type { FeatureVector, PipelinePorts, Rejection } from "./ports.js";
+
+/** Stages of one tick, in order (ARCHITECTURE.md §1). */
+export const STAGES = ["validate", "features", "models", "explain", "recommend", "autonomy", "publish", "store"] as const;
+export type StageName = (typeof STAGES)[number];
+
+export interface StageReport {
+  status: "ok" | "unavailable" | "error";
+  latency_ms: number;
+  reason?: string;
+}
+
+export type Trigger = "timer" | "api";
+
+/** Honest placeholder for a capability that does not exist yet: says so instead of inventing a number. */
+export interface Unavailable {
+  status: "unavailable";
+  reason: string;
+}
+
+/** One tick's result: the seed API's `pipeline_result` shape, extended (SEED-API.md). */
+export interface PipelineResult {
+  timestamp: string;
+  ts: number;
+  tick: number;
+  trigger: Trigger;
+  line_id: string;
+  sensor_data: Record<string, number | null>;
+  sensor_age_s: Record<string, number | null>;
+  inspection: InspectionSummary;
+  engineered_features: Record<string, number | null>;
+  predictions: Unavailable;
+  explanations: Unavailable;
+  recommendations: never[];
+  autonomous_actions: {
+    enabled: boolean;
+    mode: "off";
+    actions_to_execute: never[];
+    actions_requiring_approval: never[];
+    risk_assessment: Unavailable;
+    safety_checks_passed: boolean;
+  };
+  ingest: { accepted: number; rejected: number; rejected_by_reason: Record<string, number> };
+  stages: Record<StageName, StageReport>;
+  performance_metrics: {
+    total_latency_ms: number;
+    validation_ms: number;
+    feature_extraction_ms: number;
+    prediction_ms: number;
+    explanation_ms: number;
+    recommendation_ms: number;
+    autonomy_ms: number;
+    publish_ms: number;
+    store_ms: number;
+  };
+}
+
+export interface InspectionSummary {
+  window_s: number;
+  items_inspected: number;
+  defective_items: number;
+  defect_rate: number | null;
+  quality_score: number | null;
+  defects_per_class: Record<DefectClass, number>;
+  last_item_ts: number | null;
+}
+
+const REASONS = {
+  models: "no forecaster, vision, graph or ensemble model is loaded yet (models are built by models/factory)",
+  explain: "explainers need a loaded model; none is loaded yet",
+  recommend: "the PPO policy is not loaded yet, so no recommendation is made",
+  autonomy: "autonomy is off: no actuation gate exists yet, nothing is written to the plant",
+} as const;
+
+/** Raised for a request whose samples failed validation: everything in it was quarantined, nothing ingested. */
+export class RejectedSamplesError extends Error {
+  constructor(readonly rejections: Rejection[]) {
+    super(`${rejections.length} sample(s) rejected`);
+  }
+}
+
+/**
+ * The pipeline orchestrator. Samples from sources arrive through `sink` (validated, made durable, then added to
+ * the feature windows); a tick runs on a timer and on `process()`, timing every stage. Ticks never overlap: a
+ * timer tick that finds one running is skipped and counted.
+ */
+export class Pipeline implements Service {
+  readonly name = "pipeline";
+  private timer: NodeJS.Timeout | undefined;
+  private tickNo = 0;
+  private busy: Promise<unknown> = Promise.resolve();
+  private running = false;
+  private last: PipelineResult | undefined;
+  private lastFeatures: (FeatureVector & { ts: number }) | undefined;
+  private readonly latest = new Map<string, Sample>();
+  private readonly inspection: InspectionWindow;
+  private readonly stageWindows = new Map<StageName | "total", LatencyWindow>();
+  private counts = { executions: 0, failures: 0, skipped: 0, successful_predictions: 0, failed_predictions: 0 };
+  private sinceTick = { accepted: 0, rejected: 0, byReason: {} as Record<string, number> };
+  private apiSeq = 0;
+  private lastWall: number | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly ports: PipelinePorts,
+    private readonly clock: Clock,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly readOnly = false,
+  ) {
+    this.inspection = new InspectionWindow(3_600_000);
+    for (const s of [...STAGES, "total"] as const) this.stageWindows.set(s, new LatencyWindow());
+  }
+
+  /** Where sources deliver samples. Resolves once the batch is durable: sources acknowledge upstream only then. */
+  readonly sink: SampleSink = async (batch) => {
+    const { accepted, rejected } = this.ports.validator.split(batch);
+    await this.ports.store.appendBatch(accepted, rejected);
+    this.absorb(accepted, rejected);
+  };
+
+  /** Per-item MIK-1 results (from the twin or the camera adapter). */
+  readonly onInspection = (ev: InspectionEvent): void => {
+    this.inspection.add(ev);
+  };
+
+  async start(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw signal.reason;
+    if (this.readOnly) return;
+    this.timer = setInterval(() => {
+      if (this.running) {
+        this.counts.skipped++;
+        this.metrics.queueDropsTotal.inc({ queue: "tick", policy: "skip_if_busy" });
+        return;
+      }
+      this.tick("timer").catch((err) => this.log.error({ err }, "tick failed"));
+    }, this.config.pipeline.tick_interval_ms);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.busy.catch(() => {});
+  }
+
+  /**
+   * `POST /api/pipeline/process`: validates the given readings; when any is bad, all of them are quarantined
+   * with their reasons and RejectedSamplesError is thrown (nothing was acknowledged, so nothing is lost). When all
+   * are good they are made durable, joined to the windows, and a tick runs on them.
+   */
+  async process(readings: Array<{ tag: string; value: unknown }>, ts: number): Promise<PipelineResult> {
+    const batch: RawSample[] = readings.map((r) => ({ tag: r.tag, value: r.value, ts, quality: "good", source: "api", seq: ++this.apiSeq }));
+    const t0 = performance.now();
+    const { accepted, rejected } = this.ports.validator.split(batch);
+    if (rejected.length > 0) {
+      // The request is all-or-nothing: quarantine every sample in it, the good ones marked as rejected with it.
+      const all: Rejection[] = [
+        ...rejected,
+        ...accepted.map((s) => ({ ...this.ports.validator.rejectionOf(s), reason: "rejected_with_batch", detail: "another field of the same request was invalid" })),
+      ];
+      await this.ports.store.appendBatch([], all);
+      this.absorb([], all);
+      throw new RejectedSamplesError(rejected);
+    }
+    await this.ports.store.appendBatch(accepted, []);
+    this.absorb(accepted, []);
+    return this.tick("api", performance.now() - t0);
+  }
+
+  /** Runs one tick now (serialised with any running tick). */
+  tick(trigger: Trigger, validateMs = 0): Promise<PipelineResult> {
+    const run = this.busy.then(() => this.runTick(trigger, validateMs));
+    this.busy = run.catch(() => {});
+    return run;
+  }
+
+  /** Wall-clock time of the last completed tick (health compares it with now; line time may run faster). */
+  lastTickWallTs(): number | undefined {
+    return this.lastWall;
+  }
+
+  latestResult(): PipelineResult | undefined {
+    return this.last;
+  }
+
+  latestFeatures(): (FeatureVector & { ts: number }) | undefined {
+    return this.lastFeatures;
+  }
+
+  latestSamples(): Sample[] {
+    return [...this.latest.values()];
+  }
+
+  /** Figures for `/api/pipeline/metrics`. */
+  stats() {
+    const stages: Record<string, ReturnType<LatencyWindow["summary"]>> = {};
+    for (const [k, w] of this.stageWindows) stages[k] = w.summary();
+    return { ...this.counts, stages, inspection_window_items: this.inspection.size() };
+  }
+
+  private absorb(accepted: Sample[], rejected: Rejection[]): void {
+    for (const s of accepted) {
+      const prev = this.latest.get(s.tag);
+      if (!prev || prev.ts <= s.ts) this.latest.set(s.tag, s);
+    }
+    if (accepted.length) this.ports.features.push(accepted);
+    this.sinceTick.accepted += accepted.length;
+    this.sinceTick.rejected += rejected.length;
+    for (const r of rejected) this.sinceTick.byReason[r.reason] = (this.sinceTick.byReason[r.reason] ?? 0) + 1;
+  }
+
+  private async runTick(trigger: Trigger, validateMs: number): Promise<PipelineResult> {
+    this.running = true;
+    const endTick = this.metrics.tickSeconds.startTimer({ trigger });
+    const t0 = performance.now();
+    const now = this.clock.now();
+    const stages = {} as Record<StageName, StageReport>;
+    const timed = <T>(stage: StageName, fn: () => T): T => {
+      const s = performance.now();
+      try {
+        const out = fn();
+        stages[stage] = { status: "ok", latency_ms: round3(performance.now() - s) };
+        return out;
+      } catch (err) {
+        stages[stage] = { status: "error", latency_ms: round3(performance.now() - s), reason: (err as Error).message };
+        throw err;
+      }
+    };
+    const unavailable = (stage: StageName, reason: string): Unavailable => {
+      stages[stage] = { status: "unavailable", latency_ms: 0, reason };
+      return { status: "unavailable", reason };
+    };
+    try {
+      this.counts.executions++;
+      stages.validate = { status: "ok", latency_ms: round3(validateMs) };
+      const ingest = { accepted: this.sinceTick.accepted, rejected: this.sinceTick.rejected, rejected_by_reason: this.sinceTick.byReason };
+      this.sinceTick = { accepted: 0, rejected: 0, byReason: {} };
+
+      const fv = timed("features", () => this.ports.features.compute(now));
+      this.lastFeatures = { ...fv, ts: now };
+      const engineered: Record<string, number | null> = {};
+      fv.names.forEach((n, i) => {
+        const v = fv.values[i] as number;
+        engineered[n] = Number.isFinite(v) ? v : null;
+      });
+
+      const predictions = unavailable("models", REASONS.models);
+      const explanations = unavailable("explain", REASONS.explain);
+      unavailable("recommend", REASONS.recommend);
+      const risk = unavailable("autonomy", REASONS.autonomy);
+
+      const sensor_data: Record<string, number | null> = {};
+      const sensor_age_s: Record<string, number | null> = {};
+      for (const t of this.config.tags) {
+        const s = this.latest.get(t.id);
+        sensor_data[t.id] = s ? s.value : null;
+        sensor_age_s[t.id] = s ? round3((now - s.ts) / 1000) : null;
+      }
+      const result: PipelineResult = {
+        timestamp: new Date(now).toISOString(),
+        ts: now,
+        tick: ++this.tickNo,
+        trigger,
+        line_id: this.config.line.id,
+        sensor_data,
+        sensor_age_s,
+        inspection: this.inspection.summary(now),
+        engineered_features: engineered,
+        predictions,
+        explanations,
+        recommendations: [],
+        autonomous_actions: {
+          enabled: false,
+          mode: "off",
+          actions_to_execute: [],
+          actions_requiring_approval: [],
+          risk_assessment: risk,
+          safety_checks_passed: false,
+        },
+        ingest,
+        stages,
+        performance_metrics: {} as PipelineResult["performance_metrics"],
+      };
+
+      timed("publish", () => this.ports.publish("pipeline_result", result));
+      const storeStart = performance.now();
+      await this.ports.store.putState("pipeline.last_tick", { tick: result.tick, ts: now, trigger, features: fv.names.length });
+      stages.store = { status: "ok", latency_ms: round3(performance.now() - storeStart) };
+
+      const total = round3(performance.now() - t0 + validateMs);
+      const ms = (s: StageName) => stages[s]?.latency_ms ?? 0;
+      result.performance_metrics = {
+        total_latency_ms: total,
+        validation_ms: ms("validate"),
+        feature_extraction_ms: ms("features"),
+        prediction_ms: ms("models"),
+        explanation_ms: ms("explain"),
+        recommendation_ms: ms("recommend"),
+        autonomy_ms: ms("autonomy"),
+        publish_ms: ms("publish"),
+        store_ms: ms("store"),
+      };
+      for (const s of STAGES) {
+        const r = stages[s];
+        if (r.status === "ok") {
+          this.stageWindows.get(s)?.observe(r.latency_ms);
+          this.metrics.stageSeconds.observe({ stage: s }, r.latency_ms / 1000);
+        }
+      }
+      this.stageWindows.get("total")?.observe(total);
+      this.last = result;
+      this.lastWall = Date.now();
+      this.metrics.ticksTotal.inc({ trigger, outcome: "ok" });
+      return result;
+    } catch (err) {
+      this.counts.failures++;
+      this.metrics.ticksTotal.inc({ trigger, outcome: "error" });
+      throw err;
+    } finally {
+      endTick();
+      this.running = false;
+    }
+  }
+}
+
