@@ -143,3 +143,11 @@ precedence.run();
 errors.run();
 schema.run();
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+
+const files = suite("shipped config files");
+files("config/example-line.yaml is valid", () => {
+  const r = loadConfig({ configFile: new URL("../config/example-line.yaml", import.meta.url).pathname, env: {}, cwd: dir });
+  assert.equal(r.issues, []);
+  assert.is(r.config.server.allowed_origins[0], "https://hmi.plant.local");
+});
+files.run();

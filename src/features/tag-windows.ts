@@ -38,7 +38,10 @@ export interface TagWindowCounters {
   droppedInvalid: number;
   /** Samples with quality "bad" (unless `acceptBadQuality`). */
   droppedBad: number;
-  /** Points overwritten at the capacity cap while still inside the retention horizon. */
+  /**
+   * Points lost at the capacity cap while still inside the retention horizon: the oldest point overwritten, or a
+   * late sample older than everything kept.
+   */
   truncated: number;
 }
 
@@ -141,7 +144,9 @@ class Ring {
         this.head = this.slot(1);
         this.size--;
       }
-      pos -= before - this.size;
+      // Evicting the oldest shifts every logical index down by one (never below 0: a late sample older than the
+      // evicted point is still older than the rest).
+      pos = Math.max(0, pos - (before - this.size));
     }
     // Shift the (usually few) newer points one slot right to open position pos.
     for (let i = this.size; i > pos; i--) {
@@ -227,12 +232,7 @@ export class TagWindows {
       const retentionMs = this.windowMs + maxAgeMs;
       const nominal = Math.ceil(retentionMs / t.period_ms) + 2;
       const maxCapacity = Math.max(MIN_CAPACITY, Math.floor(opts.maxPointsPerTag ?? Math.max(1024, 4 * nominal)));
-      const ring = new Ring(
-        Math.min(maxCapacity, Math.max(MIN_CAPACITY, nominal)),
-        maxCapacity,
-        retentionMs,
-        maxAgeMs,
-      );
+      const ring = new Ring(Math.min(maxCapacity, Math.max(MIN_CAPACITY, nominal)), maxCapacity, retentionMs, maxAgeMs);
       this.byId.set(t.id, ring);
       return ring;
     });

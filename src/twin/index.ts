@@ -1,0 +1,16 @@
+/*
+ * Digital twin: the line simulator glassd uses as its default line. Public API only; the dynamics' building
+ * blocks (channels, delay buffers) stay inside the folder.
+ */
+export {
+  BASE_DEFECT_RATE,
+  DefectModel,
+  type DefectModelOptions,
+  STAGE_TIMING,
+  type StageTiming,
+} from "./defect-model.js";
+export { TwinTagError, type TwinTagErrorCode } from "./errors.js";
+export { FURNACE_POWER_DELAY_MS, KNOWN_TAG_IDS, LineModel, type LineModelOptions } from "./line-model.js";
+export { GLASS, log10Viscosity, thermalStressPa, VFT } from "./physics.js";
+export { Rng } from "./rng.js";
+export { TwinLine, type TwinLineOptions, type TwinOutput, type TwinStats, twinOptionsFromConfig } from "./twin-line.js";
