@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type { Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
@@ -11,7 +12,7 @@ import { Metrics } from "./health/metrics.js";
 import { createNotifier, type Notifier } from "./health/sd-notify.js";
 import { Pipeline } from "./pipeline/pipeline.js";
 import { VERSION } from "./version.js";
-import { wireParts, type Parts } from "./wiring.js";
+import { type Parts, wireParts } from "./wiring.js";
 
 export interface DaemonOptions {
   load: LoadResult;
@@ -68,20 +69,30 @@ export class Daemon {
     const { config, issues, safeMode } = this.opts.load;
     this.phase = "starting";
     if (safeMode) {
-      this.log.error({ config_errors: issues }, "invalid configuration: starting in SAFE MODE (API up, read-only, no sources, no actuation)");
+      this.log.error(
+        { config_errors: issues },
+        "invalid configuration: starting in SAFE MODE (API up, read-only, no sources, no actuation)",
+      );
       this.notifier.status("safe mode: invalid configuration");
     }
-    this.log.info({ version: VERSION, data_dir: config.data_dir, source: config.source.type, safe_mode: safeMode }, "glassd starting");
+    this.log.info(
+      { version: VERSION, data_dir: config.data_dir, source: config.source.type, safe_mode: safeMode },
+      "glassd starting",
+    );
 
     const parts = await wireParts(config, { logs: this.logs, metrics: this.metrics, safeMode, signal });
     this.parts = parts;
-    for (const s of parts.services) {
-      await s.start(signal);
-      this.started.push(s);
-      throwIfAborted(signal);
-    }
+    this.started.push(...parts.started);
+    throwIfAborted(signal);
 
-    const pipeline = new Pipeline(config, parts.ports, parts.clock, this.metrics, this.logs.child("pipeline"), safeMode);
+    const pipeline = new Pipeline(
+      config,
+      parts.ports,
+      parts.clock,
+      this.metrics,
+      this.logs.child("pipeline"),
+      safeMode,
+    );
     this.pipeline = pipeline;
     parts.source?.attach(pipeline.sink);
     parts.inspections?.onInspection(pipeline.onInspection);
@@ -104,10 +115,11 @@ export class Daemon {
       quarantine: parts.quarantine,
       storageStats: parts.storageStats,
       wsStats: () => parts.hub.stats() as unknown as Record<string, unknown>,
+      samples: parts.samples,
     };
     const { app } = createApp(deps);
     this.server = await listen(app.fetch, config.server, signal);
-    parts.hub.attach(this.server);
+    parts.hub.attach(this.server as Server);
     throwIfAborted(signal);
 
     this.phase = "running";
@@ -136,7 +148,7 @@ export class Daemon {
     clearInterval(this.watchdogTimer);
     const work = (async () => {
       try {
-        this.parts?.hub.close();
+        await this.parts?.hub.close();
       } catch (err) {
         this.log.error({ err }, "closing the WebSocket hub failed");
       }
@@ -155,8 +167,10 @@ export class Daemon {
         }
       }
     })();
-    let timedOut = false;
-    await Promise.race([work, new Promise<void>((r) => setTimeout(() => ((timedOut = true), r()), bound).unref())]);
+    const timedOut = await Promise.race([
+      work.then(() => false),
+      new Promise<boolean>((r) => setTimeout(() => r(true), bound).unref()),
+    ]);
     if (timedOut) this.log.error({ bound_ms: bound }, "shutdown bound exceeded; exiting anyway");
     this.metrics.close();
     this.phase = "stopped";
@@ -176,12 +190,23 @@ export class Daemon {
       const last = this.pipeline.lastTickWallTs();
       const age = last === undefined ? Number.POSITIVE_INFINITY : Date.now() - last;
       const limit = Math.max(5_000, cfg.pipeline.tick_interval_ms * 5);
-      checks.pipeline = { ok: age <= limit, detail: last === undefined ? "no tick yet" : `last tick ${Math.round(age)} ms ago` };
+      checks.pipeline = {
+        ok: age <= limit,
+        detail: last === undefined ? "no tick yet" : `last tick ${Math.round(age)} ms ago`,
+      };
     }
     const running = this.phase === "running";
     const allOk = Object.values(checks).every((c) => c.ok);
     const status: HealthReport["status"] =
-      this.phase === "starting" || this.phase === "created" ? "starting" : this.phase !== "running" ? "stopping" : safeMode ? "safe_mode" : allOk ? "ok" : "degraded";
+      this.phase === "starting" || this.phase === "created"
+        ? "starting"
+        : this.phase !== "running"
+          ? "stopping"
+          : safeMode
+            ? "safe_mode"
+            : allOk
+              ? "ok"
+              : "degraded";
     return {
       status,
       live: this.phase !== "stopped",
@@ -211,7 +236,10 @@ async function listen(
         ...(tls
           ? {
               createServer: createHttpsServer,
-              serverOptions: { cert: readFileSync(server.tls_cert_file as string), key: readFileSync(server.tls_key_file as string) },
+              serverOptions: {
+                cert: readFileSync(server.tls_cert_file as string),
+                key: readFileSync(server.tls_key_file as string),
+              },
             }
           : {}),
       },

@@ -74,8 +74,10 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const { values, command, cli } = args;
-  if (values.help) return (process.stdout.write(`${HELP}\n`), 0);
-  if (values.version) return (process.stdout.write(`${VERSION}\n`), 0);
+  if (values.help || values.version) {
+    process.stdout.write(`${values.help ? HELP : VERSION}\n`);
+    return 0;
+  }
   if (args.extra.length) {
     process.stderr.write(`glassd: unexpected argument "${args.extra[0]}"\n`);
     return 2;
@@ -89,7 +91,9 @@ async function main(argv: string[]): Promise<number> {
         for (const i of load.issues) process.stderr.write(`  ${i.path || "/"}: ${i.message}\n`);
         return 1;
       }
-      process.stdout.write(`configuration is valid${load.files.length ? ` (read ${load.files.join(", ")})` : " (defaults)"}\n`);
+      process.stdout.write(
+        `configuration is valid${load.files.length ? ` (read ${load.files.join(", ")})` : " (defaults)"}\n`,
+      );
       if (values.print) process.stdout.write(`${JSON.stringify(load.config, null, 2)}\n`);
       return 0;
     }

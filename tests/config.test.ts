@@ -30,7 +30,10 @@ precedence("defaults: twin as the line, port 8000, DOMAIN.md tags", () => {
 });
 
 precedence("file < .env < environment < command line, key by key", () => {
-  const file = write("a.yaml", "server:\n  port: 8101\n  host: 127.0.0.2\nline:\n  id: Line_F\npipeline:\n  tick_interval_ms: 500\n");
+  const file = write(
+    "a.yaml",
+    "server:\n  port: 8101\n  host: 127.0.0.2\nline:\n  id: Line_F\npipeline:\n  tick_interval_ms: 500\n",
+  );
   const envFile = write("a.env", "GLASSD_SERVER__PORT=8102\nGLASSD_PIPELINE__WINDOW_S=120\n");
   const base = { configFile: file, envFile, cwd: dir };
   let r = loadConfig({ ...base, env: {} });
@@ -48,7 +51,10 @@ precedence("file < .env < environment < command line, key by key", () => {
 });
 
 precedence("JSON config files and short env aliases", () => {
-  const file = write("b.json", JSON.stringify({ data_dir: "/tmp/x", log: { level: "debug", levels: { twin: "warn" } } }));
+  const file = write(
+    "b.json",
+    JSON.stringify({ data_dir: "/tmp/x", log: { level: "debug", levels: { twin: "warn" } } }),
+  );
   const r = loadConfig({ configFile: file, env: { GLASSD_PORT: "9001", GLASSD_HOST: "::1" }, cwd: dir });
   assert.is(r.safeMode, false, JSON.stringify(r.issues));
   assert.is(r.config.data_dir, "/tmp/x");
@@ -58,7 +64,9 @@ precedence("JSON config files and short env aliases", () => {
 });
 
 precedence("a config file's tag list replaces the default dictionary", () => {
-  const tags = [{ id: "t1", unit: "°C", stage: "furnace", normal: { min: 1, max: 2 }, limits: { min: 0, max: 3 }, period_ms: 1000 }];
+  const tags = [
+    { id: "t1", unit: "°C", stage: "furnace", normal: { min: 1, max: 2 }, limits: { min: 0, max: 3 }, period_ms: 1000 },
+  ];
   const r = validateConfig({ tags });
   assert.ok(r.ok);
   if (r.ok) {
@@ -146,7 +154,11 @@ process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
 const files = suite("shipped config files");
 files("config/example-line.yaml is valid", () => {
-  const r = loadConfig({ configFile: new URL("../config/example-line.yaml", import.meta.url).pathname, env: {}, cwd: dir });
+  const r = loadConfig({
+    configFile: new URL("../config/example-line.yaml", import.meta.url).pathname,
+    env: {},
+    cwd: dir,
+  });
   assert.equal(r.issues, []);
   assert.is(r.config.server.allowed_origins[0], "https://hmi.plant.local");
 });

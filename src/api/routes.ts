@@ -76,9 +76,19 @@ export class Routes {
         tags: [s.tag],
         "x-required-role": s.access,
         responses: {
-          200: { description: "OK", ...(s.response ? { content: { "application/json": { schema: s.response } } } : {}) },
-          ...(s.body ? { 400: { description: "Invalid request (the body names the field)" }, 413: { description: "Body too large" } } : {}),
-          ...(s.access !== "public" ? { 401: { description: "Missing or invalid token" }, 403: { description: `Needs role ${s.access}` } } : {}),
+          200: {
+            description: "OK",
+            ...(s.response ? { content: { "application/json": { schema: s.response } } } : {}),
+          },
+          ...(s.body
+            ? {
+                400: { description: "Invalid request (the body names the field)" },
+                413: { description: "Body too large" },
+              }
+            : {}),
+          ...(s.access !== "public"
+            ? { 401: { description: "Missing or invalid token" }, 403: { description: `Needs role ${s.access}` } }
+            : {}),
           ...Object.fromEntries(Object.entries(s.errors ?? {}).map(([k, v]) => [k, { description: v }])),
         },
       };

@@ -12,7 +12,11 @@ export const SensorPayload = Type.Object(
     timestamp: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Number()])),
     sensors: Type.Optional(Type.Record(Type.String(), Type.Record(Type.String(), Type.Unknown()))),
   },
-  { additionalProperties: true, maxProperties: 512, description: "Tag readings, flat and/or nested under sensors.<stage>." },
+  {
+    additionalProperties: true,
+    maxProperties: 512,
+    description: "Tag readings, flat and/or nested under sensors.<stage>.",
+  },
 );
 
 /**
@@ -29,7 +33,8 @@ export function toReadings(
   let ts = now;
   if (body.timestamp !== undefined) {
     const t = typeof body.timestamp === "number" ? body.timestamp : Date.parse(body.timestamp as string);
-    if (!Number.isFinite(t)) issues.push({ path: "/timestamp", message: "must be an ISO 8601 date-time or epoch milliseconds" });
+    if (!Number.isFinite(t))
+      issues.push({ path: "/timestamp", message: "must be an ISO 8601 date-time or epoch milliseconds" });
     else ts = t;
   }
   const readings: Array<{ tag: string; value: unknown }> = [];
@@ -45,7 +50,8 @@ export function toReadings(
       readings.push({ tag, value: v });
     }
   }
-  if (readings.length === 0 && issues.length === 0) issues.push({ path: "/", message: "no sensor readings in the body" });
+  if (readings.length === 0 && issues.length === 0)
+    issues.push({ path: "/", message: "no sensor readings in the body" });
   const seen = new Set<string>();
   for (const r of readings) {
     if (seen.has(r.tag)) issues.push({ path: `/${r.tag}`, message: "given twice (flat and nested)" });

@@ -79,7 +79,8 @@ export function loadConfig(opts: LoadOptions = {}): LoadResult {
   }
   layers.push({ origin: "env", value: fromEnv(env, issues, "environment") });
   const cli: Record<string, unknown> = {};
-  for (const [dotted, raw] of Object.entries(opts.cli ?? {})) setPath(cli, dotted, coerce(dotted, raw, issues, "command line"));
+  for (const [dotted, raw] of Object.entries(opts.cli ?? {}))
+    setPath(cli, dotted, coerce(dotted, raw, issues, "command line"));
   layers.push({ origin: "cli", value: cli });
 
   const merged: Record<string, unknown> = {};
@@ -101,12 +102,17 @@ function readConfigFile(path: string): Record<string, unknown> {
   if (ext === ".json") value = JSON.parse(text);
   else if (ext === ".yaml" || ext === ".yml") value = parseYaml(text, { uniqueKeys: true }) ?? {};
   else throw new Error(`unsupported extension "${ext}": use .yaml, .yml or .json`);
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("must contain an object at the top level");
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new Error("must contain an object at the top level");
   return value as Record<string, unknown>;
 }
 
 /** GLASSD_SERVER__PORT=8080 → server.port; aliases from ENV_ALIASES. Unknown GLASSD_ keys are errors. */
-function fromEnv(env: NodeJS.ProcessEnv | Record<string, string>, issues: Issue[], where: string): Record<string, unknown> {
+function fromEnv(
+  env: NodeJS.ProcessEnv | Record<string, string>,
+  issues: Issue[],
+  where: string,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, raw] of Object.entries(env)) {
     if (!key.startsWith("GLASSD_") || META_ENV.has(key) || raw === undefined) continue;
@@ -176,10 +182,17 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** Objects merge key by key; arrays and scalars replace. Records which layer set each leaf. */
-function deepMerge(target: Record<string, unknown>, src: Record<string, unknown>, prefix: string, origins: Map<string, Origin>, origin: Origin): void {
+function deepMerge(
+  target: Record<string, unknown>,
+  src: Record<string, unknown>,
+  prefix: string,
+  origins: Map<string, Origin>,
+  origin: Origin,
+): void {
   for (const [k, v] of Object.entries(src)) {
     const path = `${prefix}/${k}`;
-    if (isPlainObject(v) && isPlainObject(target[k])) deepMerge(target[k] as Record<string, unknown>, v, path, origins, origin);
+    if (isPlainObject(v) && isPlainObject(target[k]))
+      deepMerge(target[k] as Record<string, unknown>, v, path, origins, origin);
     else {
       target[k] = structuredClone(v);
       origins.set(path, origin);
@@ -190,7 +203,8 @@ function deepMerge(target: Record<string, unknown>, src: Record<string, unknown>
 function originNote(path: string, origins: Map<string, Origin>): string {
   for (let p = path; p.length > 0; p = p.slice(0, p.lastIndexOf("/"))) {
     const o = origins.get(p);
-    if (o) return ` (set in ${o === "file" ? "the config file" : o === "dotenv" ? ".env" : o === "env" ? "the environment" : "the command line"})`;
+    if (o)
+      return ` (set in ${o === "file" ? "the config file" : o === "dotenv" ? ".env" : o === "env" ? "the environment" : "the command line"})`;
   }
   return "";
 }

@@ -32,7 +32,9 @@ export function ajvIssues(errors: ErrorObject[] | null | undefined): Issue[] {
   const seen = new Set<string>();
   return out.filter((i) => {
     const k = `${i.path} ${i.message}`;
-    return seen.has(k) ? false : (seen.add(k), true);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
   });
 }
 

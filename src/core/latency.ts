@@ -22,11 +22,25 @@ export class LatencyWindow {
   }
 
   /** Percentiles (nearest-rank) over the window; null when nothing was observed. */
-  summary(): { count: number; mean_ms: number | null; p50_ms: number | null; p95_ms: number | null; p99_ms: number | null; max_ms: number | null } {
+  summary(): {
+    count: number;
+    mean_ms: number | null;
+    p50_ms: number | null;
+    p95_ms: number | null;
+    p99_ms: number | null;
+    max_ms: number | null;
+  } {
     if (this.n === 0) return { count: 0, mean_ms: null, p50_ms: null, p95_ms: null, p99_ms: null, max_ms: null };
     const s = this.ring.slice(0, this.n).sort();
     const q = (p: number) => round3(s[Math.min(this.n - 1, Math.max(0, Math.ceil(p * this.n) - 1))] as number);
-    return { count: this.total, mean_ms: round3(this.sum / this.total), p50_ms: q(0.5), p95_ms: q(0.95), p99_ms: q(0.99), max_ms: round3(s[this.n - 1] as number) };
+    return {
+      count: this.total,
+      mean_ms: round3(this.sum / this.total),
+      p50_ms: q(0.5),
+      p95_ms: q(0.95),
+      p99_ms: q(0.99),
+      max_ms: round3(s[this.n - 1] as number),
+    };
   }
 }
 

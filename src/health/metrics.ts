@@ -57,7 +57,12 @@ export class Metrics {
   }
 
   /** Registers a gauge whose labelled values are read at scrape time. */
-  gaugeFrom(name: string, help: string, labelNames: string[], read: () => Array<[Record<string, string>, number]>): void {
+  gaugeFrom(
+    name: string,
+    help: string,
+    labelNames: string[],
+    read: () => Array<[Record<string, string>, number]>,
+  ): void {
     new Gauge({
       name,
       help,
@@ -71,7 +76,12 @@ export class Metrics {
   }
 
   /** Registers a counter mirrored from a module's own running total at scrape time. */
-  counterFrom(name: string, help: string, labelNames: string[], read: () => Array<[Record<string, string>, number]>): void {
+  counterFrom(
+    name: string,
+    help: string,
+    labelNames: string[],
+    read: () => Array<[Record<string, string>, number]>,
+  ): void {
     new Counter({
       name,
       help,

@@ -22,7 +22,10 @@ interface UnixDgramSocket {
   on(ev: "error", cb: (err: Error) => void): void;
 }
 
-export function createNotifier(env: NodeJS.ProcessEnv = process.env, onError: (err: Error) => void = () => {}): Notifier {
+export function createNotifier(
+  env: NodeJS.ProcessEnv = process.env,
+  onError: (err: Error) => void = () => {},
+): Notifier {
   let socketPath = env.NOTIFY_SOCKET;
   const usec = Number(env.WATCHDOG_USEC ?? 0);
   const watchdogPid = env.WATCHDOG_PID ? Number(env.WATCHDOG_PID) : process.pid;
@@ -37,7 +40,11 @@ export function createNotifier(env: NodeJS.ProcessEnv = process.env, onError: (e
     sock = dgram.createSocket("unix_dgram");
     sock.on("error", onError);
   } catch (err) {
-    onError(new Error("NOTIFY_SOCKET is set but the unix-dgram addon could not be loaded; systemd will not see READY=1", { cause: err }));
+    onError(
+      new Error("NOTIFY_SOCKET is set but the unix-dgram addon could not be loaded; systemd will not see READY=1", {
+        cause: err,
+      }),
+    );
     return noopNotifier;
   }
   const path = socketPath;

@@ -10,7 +10,16 @@ import { InspectionWindow } from "./inspection-window.js";
 import type { FeatureVector, PipelinePorts, Rejection } from "./ports.js";
 
 /** Stages of one tick, in order (ARCHITECTURE.md §1). */
-export const STAGES = ["validate", "features", "models", "explain", "recommend", "autonomy", "publish", "store"] as const;
+export const STAGES = [
+  "validate",
+  "features",
+  "models",
+  "explain",
+  "recommend",
+  "autonomy",
+  "publish",
+  "store",
+] as const;
 export type StageName = (typeof STAGES)[number];
 
 export interface StageReport {
@@ -123,7 +132,7 @@ export class Pipeline implements Service {
 
   /** Where sources deliver samples. Resolves once the batch is durable: sources acknowledge upstream only then. */
   readonly sink: SampleSink = async (batch) => {
-    const { accepted, rejected } = this.ports.validator.split(batch);
+    const { accepted, rejected } = this.ports.validator.validateBatch(batch);
     await this.ports.store.appendBatch(accepted, rejected);
     this.absorb(accepted, rejected);
   };
@@ -135,6 +144,8 @@ export class Pipeline implements Service {
 
   async start(signal: AbortSignal): Promise<void> {
     if (signal.aborted) throw signal.reason;
+    // Continue the API's sequence across restarts, or the store would count new requests as duplicates.
+    this.apiSeq = this.ports.store.lastSeq("api") ?? 0;
     if (this.readOnly) return;
     this.timer = setInterval(() => {
       if (this.running) {
@@ -158,14 +169,33 @@ export class Pipeline implements Service {
    * are good they are made durable, joined to the windows, and a tick runs on them.
    */
   async process(readings: Array<{ tag: string; value: unknown }>, ts: number): Promise<PipelineResult> {
-    const batch: RawSample[] = readings.map((r) => ({ tag: r.tag, value: r.value, ts, quality: "good", source: "api", seq: ++this.apiSeq }));
+    const batch: RawSample[] = readings.map((r) => ({
+      tag: r.tag,
+      value: r.value,
+      ts,
+      quality: "good",
+      source: "api",
+      seq: ++this.apiSeq,
+    }));
     const t0 = performance.now();
-    const { accepted, rejected } = this.ports.validator.split(batch);
+    const { accepted, rejected } = this.ports.validator.validateBatch(batch);
     if (rejected.length > 0) {
       // The request is all-or-nothing: quarantine every sample in it, the good ones marked as rejected with it.
+      const receivedAt = this.clock.now();
       const all: Rejection[] = [
         ...rejected,
-        ...accepted.map((s) => ({ ...this.ports.validator.rejectionOf(s), reason: "rejected_with_batch", detail: "another field of the same request was invalid" })),
+        ...accepted.map(
+          (s): Rejection => ({
+            tag: s.tag,
+            ts: s.ts,
+            received_at: receivedAt,
+            reason: "rejected_with_batch",
+            detail: "valid, but another reading of the same request was invalid, so the request was refused whole",
+            raw_value: String(s.value),
+            source: s.source,
+            seq: s.seq,
+          }),
+        ),
       ];
       await this.ports.store.appendBatch([], all);
       this.absorb([], all);
@@ -194,6 +224,11 @@ export class Pipeline implements Service {
 
   latestFeatures(): (FeatureVector & { ts: number }) | undefined {
     return this.lastFeatures;
+  }
+
+  /** The pipeline's notion of now (line time: the twin's clock when the twin is the line). */
+  now(): number {
+    return this.clock.now();
   }
 
   latestSamples(): Sample[] {
@@ -242,7 +277,11 @@ export class Pipeline implements Service {
     try {
       this.counts.executions++;
       stages.validate = { status: "ok", latency_ms: round3(validateMs) };
-      const ingest = { accepted: this.sinceTick.accepted, rejected: this.sinceTick.rejected, rejected_by_reason: this.sinceTick.byReason };
+      const ingest = {
+        accepted: this.sinceTick.accepted,
+        rejected: this.sinceTick.rejected,
+        rejected_by_reason: this.sinceTick.byReason,
+      };
       this.sinceTick = { accepted: 0, rejected: 0, byReason: {} };
 
       const fv = timed("features", () => this.ports.features.compute(now));
@@ -293,7 +332,12 @@ export class Pipeline implements Service {
 
       timed("publish", () => this.ports.publish("pipeline_result", result));
       const storeStart = performance.now();
-      await this.ports.store.putState("pipeline.last_tick", { tick: result.tick, ts: now, trigger, features: fv.names.length });
+      await this.ports.store.putState("pipeline.last_tick", {
+        tick: result.tick,
+        ts: now,
+        trigger,
+        features: fv.names.length,
+      });
       stages.store = { status: "ok", latency_ms: round3(performance.now() - storeStart) };
 
       const total = round3(performance.now() - t0 + validateMs);
@@ -331,4 +375,3 @@ export class Pipeline implements Service {
     }
   }
 }
-

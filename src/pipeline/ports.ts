@@ -1,35 +1,15 @@
-import type { RawSample, Sample } from "../core/types.js";
+import type { FeatureStage } from "../features/index.js";
+import type { Validator } from "../ingest/validate.js";
+import type { Rejected, Store } from "../storage/index.js";
 
-/** A sample refused by validation, as quarantined. */
-export interface Rejection {
-  tag: string;
-  ts: number;
-  source: string;
-  seq: number;
-  reason: string;
-  detail: string;
-  raw: string;
-  received_at: number;
-}
+export type { FeatureVector } from "../features/index.js";
+/** A quarantined sample: a validation rejection, or a valid reading refused with its request. */
+export type Rejection = Rejected;
 
-export interface FeatureVector {
-  names: readonly string[];
-  values: Float32Array;
-}
-
-/** What the orchestrator needs from the other rooms; the daemon wires the real implementations in. */
+/** What the orchestrator uses from the other rooms; the daemon wires them in. */
 export interface PipelinePorts {
-  validator: {
-    split(batch: RawSample[]): { accepted: Sample[]; rejected: Rejection[] };
-    rejectionOf(s: Sample): Rejection;
-  };
-  store: {
-    appendBatch(accepted: Sample[], rejected: Rejection[]): Promise<void>;
-    putState(key: string, value: unknown): Promise<void>;
-  };
-  features: {
-    push(samples: Sample[]): void;
-    compute(ts: number): FeatureVector;
-  };
+  validator: Pick<Validator, "validateBatch">;
+  store: Pick<Store, "appendBatch" | "putState" | "lastSeq">;
+  features: Pick<FeatureStage, "push" | "compute">;
   publish(type: string, data: unknown): void;
 }

@@ -28,6 +28,11 @@ export interface TwinLineOptions {
   maxStepsPerTick?: number;
   /** Most samples per batch handed to the sink. Default 5000. */
   maxBatchSize?: number;
+  /**
+   * Last sequence number already delivered (e.g. `store.lastSeq("twin")`), so a restarted twin continues the
+   * sequence instead of repeating numbers the store would count as duplicates. Default 0.
+   */
+  startSeq?: number;
 }
 
 /** What {@link TwinLine.advance} produced. */
@@ -81,7 +86,7 @@ export class TwinLine implements SampleSource, InspectionSource, ActuatorSink {
   /** Next due time of each tag's sample, parallel to `tags`. */
   private readonly nextDue: Float64Array;
   private readonly periods: Float64Array;
-  private seq = 0;
+  private seq: number;
   /** Simulated time requested by `advance` but short of a whole step. */
   private pendingMs = 0;
 
@@ -125,6 +130,7 @@ export class TwinLine implements SampleSource, InspectionSource, ActuatorSink {
     this.nextDue = new Float64Array(this.tags.length).fill(startTs);
     this.periods = Float64Array.from(this.tags, (t) => t.period_ms);
     this.simClock = { now: () => this.model.now() };
+    this.seq = opts.startSeq ?? 0;
   }
 
   // --- SampleSource / InspectionSource ---
@@ -329,7 +335,7 @@ export class TwinLine implements SampleSource, InspectionSource, ActuatorSink {
 /** TwinLine options from the daemon's config (`config.twin` and `config.tags`). */
 export function twinOptionsFromConfig(
   config: Pick<Config, "twin" | "tags">,
-  extra: Pick<TwinLineOptions, "clock" | "startTs" | "logger"> = {},
+  extra: Pick<TwinLineOptions, "clock" | "startTs" | "logger" | "startSeq"> = {},
 ): TwinLineOptions {
   return {
     tags: config.tags,

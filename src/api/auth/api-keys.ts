@@ -60,9 +60,9 @@ export class ApiKeyStore {
   constructor(
     path: string,
     private readonly clock: Clock,
-    refreshMs?: number,
+    storeOpts: ConstructorParameters<typeof JsonFileStore>[3] = {},
   ) {
-    this.store = new JsonFileStore(path, parseFile, () => ({ keys: [] }), refreshMs);
+    this.store = new JsonFileStore(path, parseFile, () => ({ keys: [] }), storeOpts);
   }
 
   get path(): string {
@@ -86,7 +86,10 @@ export class ApiKeyStore {
           status: 409,
           code: "conflict",
         });
-      return { next: { keys: [...cur.keys, { ...info, hash: `sha256:${sha256(key).toString("hex")}` }] }, result: null };
+      return {
+        next: { keys: [...cur.keys, { ...info, hash: `sha256:${sha256(key).toString("hex")}` }] },
+        result: null,
+      };
     });
     return { ...info, key };
   }

@@ -39,7 +39,11 @@ export async function writeFileAtomic(path: string, data: string | Buffer): Prom
   }
   // The rename is only durable once the directory entry is: fsync the directory (not possible on Windows).
   const dh = await open(dir, "r").catch(() => undefined);
-  if (dh) await dh.sync().catch(() => {}).finally(() => dh.close());
+  if (dh)
+    await dh
+      .sync()
+      .catch(() => {})
+      .finally(() => dh.close());
 }
 
 /**
@@ -105,25 +109,39 @@ export class JsonFileStore<T> {
   private sig = "";
   private checkedAt = Number.NEGATIVE_INFINITY;
   private chain: Promise<unknown> = Promise.resolve();
+  private badSig = "";
+  private readonly refreshMs: number;
+  private readonly onReloadError: (err: GlassdError) => void;
 
   constructor(
     readonly path: string,
     /** Validates parsed JSON; throws a message naming what is wrong. */
     private readonly parse: (raw: unknown) => T,
     private readonly empty: () => T,
-    private readonly refreshMs = 1000,
-  ) {}
+    opts: { refreshMs?: number; onReloadError?: (err: GlassdError) => void } = {},
+  ) {
+    this.refreshMs = opts.refreshMs ?? 1000;
+    this.onReloadError = opts.onReloadError ?? (() => {});
+  }
 
-  /** Whether the file existed at the last read. */
-  exists = false;
-
-  /** Current contents (the empty value when the file does not exist). */
+  /**
+   * Current contents (the empty value when the file does not exist). Throws when the first read fails; a file that
+   * turns bad later (a hand edit gone wrong) keeps the last good copy in service, reported once via onReloadError,
+   * rather than locking every user out of the line's dashboards.
+   */
   async get(): Promise<T> {
     const now = performance.now();
     if (this.value !== undefined && now - this.checkedAt < this.refreshMs) return this.value;
     this.checkedAt = now;
     const sig = await this.signature();
-    if (this.value === undefined || sig !== this.sig) await this.load(sig);
+    if (this.value !== undefined && (sig === this.sig || sig === this.badSig)) return this.value;
+    try {
+      await this.load(sig);
+    } catch (err) {
+      if (this.value === undefined || !(err instanceof GlassdError)) throw err;
+      this.badSig = sig;
+      this.onReloadError(err);
+    }
     return this.value as T;
   }
 
@@ -134,7 +152,6 @@ export class JsonFileStore<T> {
       const { next, result } = await fn(this.value as T);
       await writeFileAtomic(this.path, `${JSON.stringify(next, null, 2)}\n`);
       this.value = next;
-      this.exists = true;
       this.sig = await this.signature();
       this.checkedAt = performance.now();
       return result;
@@ -157,7 +174,6 @@ export class JsonFileStore<T> {
   private async load(sig: string): Promise<void> {
     if (sig === "missing") {
       this.value = this.empty();
-      this.exists = false;
       this.sig = sig;
       return;
     }
@@ -184,7 +200,6 @@ export class JsonFileStore<T> {
         cause: err,
       });
     }
-    this.exists = true;
     this.sig = sig;
   }
 }

@@ -61,7 +61,8 @@ export function isPasswordHash(hash: unknown): hash is string {
 
 /** Throws a 400 that says what to do when `password` cannot be used. */
 export function checkPasswordPolicy(password: unknown, what = "password"): asserts password is string {
-  if (typeof password !== "string") throw new GlassdError(`${what} must be a string`, { status: 400, code: "bad_password" });
+  if (typeof password !== "string")
+    throw new GlassdError(`${what} must be a string`, { status: 400, code: "bad_password" });
   const n = [...password].length;
   if (n < MIN_PASSWORD_LENGTH)
     throw new GlassdError(`${what} is too short (${n} characters); use at least ${MIN_PASSWORD_LENGTH}`, {

@@ -45,6 +45,12 @@ export class FailureLimiter {
     this.windows.set(key, { start: this.clock.now(), failures: 1 });
   }
 
+  /** Takes back one failure (an attempt counted up front that then succeeded). */
+  forgive(key: string): void {
+    const w = this.windows.get(key);
+    if (w && --w.failures <= 0) this.windows.delete(key);
+  }
+
   reset(key: string): void {
     this.windows.delete(key);
   }

@@ -62,10 +62,14 @@ export class TokenSigner {
 
   /** Verifies `token` and returns its claims, or throws an {@link AuthError} whose reason says what is wrong. */
   verify(token: string): TokenClaims {
-    if (token.length > MAX_TOKEN_CHARS) throw new AuthError("token_malformed", "token is too long to be a glassd token");
+    if (token.length > MAX_TOKEN_CHARS)
+      throw new AuthError("token_malformed", "token is too long to be a glassd token");
     const parts = token.split(".");
     if (parts.length !== 3 || !parts.every((p) => B64URL.test(p)) || !parts[0] || !parts[1])
-      throw new AuthError("token_malformed", "token is malformed: expected three base64url parts (header.payload.signature)");
+      throw new AuthError(
+        "token_malformed",
+        "token is malformed: expected three base64url parts (header.payload.signature)",
+      );
     const [h, p, s] = parts as [string, string, string];
     const header = decodeJson(h);
     if (!isObject(header)) throw new AuthError("token_malformed", "token header is not a JSON object");

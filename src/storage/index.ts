@@ -1,0 +1,15 @@
+export { LMDB_NODE_OVERHEAD, sampleEntryBytes, VALUE_BYTES } from "./codec.js";
+export { Store } from "./store.js";
+export type {
+  AppendResult,
+  IntegrityReport,
+  LatencyHistogram,
+  QuarantineEntry,
+  QuarantineQuery,
+  Rejected,
+  RetentionResult,
+  SeqGap,
+  SourceStats,
+  StoreOptions,
+  StoreStats,
+} from "./types.js";

@@ -1,0 +1,195 @@
+import type { MiddlewareHandler } from "hono";
+import { Auth, accessGuard } from "./api/auth/index.js";
+import type { Access } from "./api/routes.js";
+import { WsHub } from "./api/ws-hub.js";
+import type { Config } from "./config/index.js";
+import { type Clock, realClock } from "./core/clock.js";
+import type { createLogger } from "./core/logger.js";
+import type { Service } from "./core/service.js";
+import { FeatureStage } from "./features/index.js";
+import type { Metrics } from "./health/metrics.js";
+import type { InspectionSource, SampleSource } from "./ingest/ports.js";
+import { REJECT_REASONS, Validator } from "./ingest/validate.js";
+import type { PipelinePorts } from "./pipeline/ports.js";
+import { Store } from "./storage/index.js";
+import { TwinLine, twinOptionsFromConfig } from "./twin/index.js";
+
+/** Everything the daemon builds from config, before the pipeline and the HTTP server. */
+export interface Parts {
+  clock: Clock;
+  /** Already started here (in this order); the daemon stops them in reverse, after the pipeline. */
+  started: Service[];
+  ports: PipelinePorts;
+  source: SampleSource | undefined;
+  inspections: InspectionSource | undefined;
+  auth: {
+    guard(access: Access): MiddlewareHandler;
+    login(username: string, password: string, ip: string): Promise<{ token: string; expires_at: string; role: string }>;
+  };
+  quarantine: {
+    query(q: { reason?: string; tag?: string; limit: number }): unknown[];
+    countsByReason(): Record<string, number>;
+  };
+  samples: Pick<Store, "range" | "count">;
+  storageStats(): Record<string, unknown>;
+  hub: WsHub;
+  checks(): Record<string, { ok: boolean; detail?: string }>;
+}
+
+interface WireContext {
+  logs: ReturnType<typeof createLogger>;
+  metrics: Metrics;
+  safeMode: boolean;
+  signal: AbortSignal;
+}
+
+/**
+ * Builds the line source, storage, validation, features, auth and the WebSocket hub from config, and registers
+ * their counters with the metrics registry. The only place that knows which implementation backs each port
+ * (the twin today; OPC UA, MQTT and serial adapters later, switched on `source.type`).
+ */
+export async function wireParts(config: Config, ctx: WireContext): Promise<Parts> {
+  const { logs, metrics } = ctx;
+  // Line time is the twin's simulated time when the twin is the line (it may run faster than real time):
+  // validation, features and retention all use it, so a fast twin is not "from the future".
+  let twin: TwinLine | undefined;
+  const clock: Clock = { now: () => (twin ? twin.simClock.now() : realClock.now()) };
+  const store = new Store({ dataDir: config.data_dir, storage: config.storage, clock, logger: logs.child("storage") });
+  // The store opens before the twin is built: the twin continues its sequence from what is stored.
+  await store.start(ctx.signal);
+  const started: Service[] = [store];
+  if (!ctx.safeMode && config.source.type === "twin") {
+    twin = new TwinLine(
+      twinOptionsFromConfig(config, { logger: logs.child("twin"), startSeq: store.lastSeq("twin") ?? 0 }),
+    );
+  }
+  const validator = new Validator(config.tags, config.validation, clock);
+  for (const t of config.tags) {
+    const last = store.latest(t.id);
+    if (last) validator.seed(last);
+  }
+  const features = FeatureStage.fromConfig(config);
+  // Refill the feature windows from storage so a restart does not start from empty windows.
+  const now = clock.now();
+  for (const t of config.tags) features.push(store.range(t.id, now - config.pipeline.window_s * 1000, now));
+
+  const auth = new Auth({ config, logger: logs.child("auth") });
+  const info = await auth.init();
+  const authLog = logs.child("auth");
+  if (info.generated_password_file)
+    authLog.warn(
+      { file: info.generated_password_file },
+      "created user admin with a generated password; read it from this file (mode 0600) and change it",
+    );
+  else if (info.admin_created) authLog.info({ source: info.admin_password_source }, "created user admin");
+  for (const w of info.warnings) authLog.warn(w);
+
+  const hub = new WsHub({
+    authenticate: (credential) => auth.authenticate(credential),
+    limits: config.websocket,
+    allowedOrigins: config.server.allowed_origins,
+    logger: logs.child("ws"),
+  });
+
+  registerMetrics(metrics, validator, store, hub, twin);
+
+  const guard = accessGuard(auth);
+  let lastFailed = 0;
+  let lastBatches = 0;
+  let lastSamples = -1;
+  let lastSampleAt = Date.now();
+  return {
+    clock,
+    started,
+    ports: { validator, store, features, publish: (type, data) => void hub.broadcast(type, data) },
+    source: twin,
+    inspections: twin,
+    auth: {
+      guard: (access) => guard(access) as unknown as MiddlewareHandler,
+      login: (u, p, ip) => auth.login(u, p, ip),
+    },
+    quarantine: {
+      query: (q) => store.quarantine(q),
+      countsByReason: () => store.quarantineCounts(),
+    },
+    samples: store,
+    storageStats: () => store.stats() as unknown as Record<string, unknown>,
+    hub,
+    checks: () => {
+      const s = store.stats();
+      const w = s.writes;
+      // Writable = the most recent batch did not fail (a failure followed by successes heals the check).
+      const failedRecently = w.failed_total > lastFailed && w.batches_total === lastBatches;
+      lastFailed = w.failed_total;
+      lastBatches = w.batches_total;
+      const out: Record<string, { ok: boolean; detail?: string }> = {
+        storage: { ok: !failedRecently, detail: `${s.samples.entries} samples, ${w.failed_total} failed writes` },
+      };
+      if (twin) {
+        const t = twin.stats();
+        const now = Date.now();
+        if (t.samples !== lastSamples) {
+          lastSamples = t.samples;
+          lastSampleAt = now;
+        }
+        out.source = {
+          ok: now - lastSampleAt < 30_000,
+          detail: `twin at ${new Date(t.simTs).toISOString()}, ${t.samples} samples, ${t.sinkErrors} sink errors`,
+        };
+      }
+      return out;
+    },
+  };
+}
+
+function registerMetrics(
+  metrics: Metrics,
+  validator: Validator,
+  store: Store,
+  hub: WsHub,
+  twin: TwinLine | undefined,
+): void {
+  metrics.counterFrom(
+    "glassd_samples_validated_total",
+    "Samples through validation, by outcome (accepted or the reject reason).",
+    ["outcome"],
+    () => {
+      const c = validator.counters();
+      return [["accepted", c.accepted], ...REJECT_REASONS.map((r) => [r, c[r]] as const)].map(([k, v]) => [
+        { outcome: String(k) },
+        Number(v),
+      ]);
+    },
+  );
+  metrics.counterFrom(
+    "glassd_samples_quarantined_total",
+    "Samples in the quarantine by reason (since the store was created).",
+    ["reason"],
+    () => Object.entries(store.quarantineCounts()).map(([reason, n]) => [{ reason }, n]),
+  );
+  metrics.gaugeFrom("glassd_storage_samples", "Samples in the LMDB ring.", [], () => [
+    [{}, store.stats().samples.entries],
+  ]);
+  metrics.gaugeFrom(
+    "glassd_storage_sample_bytes",
+    "Bytes of the sample ring counted against storage.max_sample_bytes.",
+    [],
+    () => [[{}, store.stats().samples.bytes]],
+  );
+  metrics.counterFrom("glassd_ws_dropped_total", "WebSocket clients dropped, by policy.", ["policy"], () => {
+    const s = hub.stats();
+    return [
+      [{ policy: "slow_consumer" }, s.dropped_slow_total],
+      [{ policy: "unresponsive" }, s.dropped_unresponsive_total],
+      [{ policy: "abusive" }, s.closed_abusive_total],
+    ];
+  });
+  metrics.gaugeFrom("glassd_ws_clients", "WebSocket clients connected.", [], () => [[{}, hub.stats().clients]]);
+  metrics.counterFrom("glassd_ws_messages_sent_total", "WebSocket messages handed to client sockets.", [], () => [
+    [{}, hub.stats().messages_sent_total],
+  ]);
+  if (twin)
+    metrics.counterFrom("glassd_twin_samples_total", "Samples emitted by the digital twin.", [], () => [
+      [{}, twin.stats().samples],
+    ]);
+}
