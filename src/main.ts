@@ -5,6 +5,7 @@
  *   glassd check-config  validate the configuration and exit 0 (valid) or 1 (invalid)
  */
 import { parseArgs } from "node:util";
+import { ACCOUNTS_HELP, runAccountCommand } from "./cli/accounts.js";
 import { loadConfig } from "./config/index.js";
 import { Daemon } from "./daemon.js";
 import { VERSION } from "./version.js";
@@ -14,6 +15,7 @@ const HELP = `glassd ${VERSION} — Glass AI Edge daemon
 Usage:
   glassd [run] [options]        start the daemon (the digital twin is the line by default)
   glassd check-config [options] validate the configuration; exit 0 when valid, 1 when not
+  glassd user|api-key ...       manage accounts (below)
   glassd --help | --version
 
 Options:
@@ -27,6 +29,8 @@ Options:
   --set KEY=VALUE          any config key by dotted path, e.g. --set twin.speed=60 (repeatable)
   --print                  check-config: print the effective configuration
   --shutdown-timeout MS    bound on a clean shutdown (default 10000)
+
+${ACCOUNTS_HELP}
 
 Sources, lowest to highest: defaults, config file, .env, GLASSD_* environment (GLASSD_SECTION__KEY), flags.
 Docs: README.md; config schema: config/schema.json; API: GET /openapi.json.`;
@@ -49,6 +53,9 @@ function parse(argv: string[]) {
       set: { type: "string", multiple: true },
       print: { type: "boolean" },
       "shutdown-timeout": { type: "string" },
+      role: { type: "string" },
+      "password-file": { type: "string" },
+      "password-stdin": { type: "boolean" },
     },
   });
   const cli: Record<string, string> = {};
@@ -78,7 +85,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${values.help ? HELP : VERSION}\n`);
     return 0;
   }
-  if (args.extra.length) {
+  const accounts = command === "user" || command === "api-key";
+  if (args.extra.length && !accounts) {
     process.stderr.write(`glassd: unexpected argument "${args.extra[0]}"\n`);
     return 2;
   }
@@ -97,10 +105,28 @@ async function main(argv: string[]): Promise<number> {
       if (values.print) process.stdout.write(`${JSON.stringify(load.config, null, 2)}\n`);
       return 0;
     }
+    case "user":
+    case "api-key":
+      if (load.issues.length) {
+        process.stderr.write(`configuration is invalid; run 'glassd check-config'\n`);
+        return 1;
+      }
+      return runAccountCommand(
+        load.config,
+        {
+          group: command,
+          words: args.extra,
+          role: values.role,
+          passwordFile: values["password-file"],
+          passwordStdin: values["password-stdin"],
+        },
+        (s) => process.stdout.write(`${s}\n`),
+        (s) => process.stderr.write(`${s}\n`),
+      );
     case "run":
       return run(load, values["shutdown-timeout"] ? Number(values["shutdown-timeout"]) : undefined);
     default:
-      process.stderr.write(`glassd: unknown command "${command}" (valid: run, check-config)\n`);
+      process.stderr.write(`glassd: unknown command "${command}" (valid: run, check-config, user, api-key)\n`);
       return 2;
   }
 }

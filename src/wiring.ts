@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
+import type { ApiDeps } from "./api/app.js";
 import { Auth, accessGuard } from "./api/auth/index.js";
-import type { Access } from "./api/routes.js";
 import { WsHub } from "./api/ws-hub.js";
 import type { Config } from "./config/index.js";
 import { type Clock, realClock } from "./core/clock.js";
@@ -22,15 +22,9 @@ export interface Parts {
   ports: PipelinePorts;
   source: SampleSource | undefined;
   inspections: InspectionSource | undefined;
-  auth: {
-    guard(access: Access): MiddlewareHandler;
-    login(username: string, password: string, ip: string): Promise<{ token: string; expires_at: string; role: string }>;
-  };
-  quarantine: {
-    query(q: { reason?: string; tag?: string; limit: number }): unknown[];
-    countsByReason(): Record<string, number>;
-  };
-  samples: Pick<Store, "range" | "count">;
+  auth: ApiDeps["auth"];
+  quarantine: ApiDeps["quarantine"];
+  samples: ApiDeps["samples"];
   storageStats(): Record<string, unknown>;
   hub: WsHub;
   checks(): Record<string, { ok: boolean; detail?: string }>;

@@ -7,7 +7,6 @@ import type { DefectClass, InspectionEvent, RawSample } from "../src/core/types.
 import { DelayBuffer } from "../src/twin/delay-buffer.js";
 import {
   BASE_DEFECT_RATE,
-  log10Viscosity,
   Rng,
   STAGE_TIMING,
   TwinLine,
@@ -123,20 +122,6 @@ test("DelayBuffer: holds the initial value for the dead time, then replays the s
   half.read(2500, out);
   assert.is(out[0], 15);
 });
-
-test("VFT viscosity matches DOMAIN.md reference points within 0.35 decades", () => {
-  for (const [t, log] of [
-    [1475, 1],
-    [1000, 3],
-    [720, 6.6],
-    [545, 12],
-    [505, 13.5],
-  ] as const) {
-    assert.ok(Math.abs(log10Viscosity(t) - log) < 0.35, `${t} °C: ${log10Viscosity(t)} vs ${log}`);
-  }
-});
-
-// --- determinism ---
 
 test("determinism: same seed and same writes give identical samples and inspections; another seed differs", async () => {
   const run = async (seed: number) => {

@@ -17,20 +17,18 @@ export class Metrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "glassd_" });
     const buckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
-    this.stageSeconds = new Histogram({
-      name: "glassd_pipeline_stage_duration_seconds",
-      help: "Duration of each pipeline stage per tick.",
-      labelNames: ["stage"],
-      buckets,
-      registers: [this.registry],
-    });
-    this.tickSeconds = new Histogram({
-      name: "glassd_pipeline_tick_duration_seconds",
-      help: "Duration of a whole pipeline tick.",
-      labelNames: ["trigger"],
-      buckets,
-      registers: [this.registry],
-    });
+    const histogram = <L extends string>(name: string, help: string, label: L) =>
+      new Histogram<L>({ name, help, labelNames: [label], buckets, registers: [this.registry] });
+    this.stageSeconds = histogram(
+      "glassd_pipeline_stage_duration_seconds",
+      "Duration of each pipeline stage per tick.",
+      "stage",
+    );
+    this.tickSeconds = histogram(
+      "glassd_pipeline_tick_duration_seconds",
+      "Duration of a whole pipeline tick.",
+      "trigger",
+    );
     this.ticksTotal = new Counter({
       name: "glassd_pipeline_ticks_total",
       help: "Pipeline ticks by trigger and outcome.",

@@ -5,9 +5,10 @@ import {
   type InspectedDefect,
   type InspectionEvent,
 } from "../core/types.js";
+import { viscosityLog10 } from "../features/domain.js";
 import { DelayBuffer } from "./delay-buffer.js";
 import type { LineModel, ProcessChannels } from "./line-model.js";
-import { excess, log10Viscosity } from "./physics.js";
+import { excess } from "./physics.js";
 import { Rng } from "./rng.js";
 
 /*
@@ -269,7 +270,7 @@ export class DefectModel {
     o[STONE]! += 0.015 * cold;
     o[CRACK]! += 0.03 * excess((T - 1600) / 50);
     // Too hot: the gob is too fluid to hold its shape (VFT viscosity at the gob temperature).
-    o[DEFORM]! += 0.02 * excess((2.4 - log10Viscosity(T - GOB_BELOW_MELT_C)) / 0.3);
+    o[DEFORM]! += 0.02 * excess((2.4 - viscosityLog10(T - GOB_BELOW_MELT_C)) / 0.3);
     const o2 = p.o2.value;
     o[BUBBLE]! += 0.01 * excess((o2 - 5) / 0.5);
     o[CLOUD]! += 0.02 * excess((3 - o2) / 0.5);

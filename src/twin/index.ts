@@ -11,6 +11,5 @@ export {
 } from "./defect-model.js";
 export { TwinTagError, type TwinTagErrorCode } from "./errors.js";
 export { FURNACE_POWER_DELAY_MS, KNOWN_TAG_IDS, LineModel, type LineModelOptions } from "./line-model.js";
-export { GLASS, log10Viscosity, thermalStressPa, VFT } from "./physics.js";
 export { Rng } from "./rng.js";
 export { TwinLine, type TwinLineOptions, type TwinOutput, type TwinStats, twinOptionsFromConfig } from "./twin-line.js";
