@@ -90,8 +90,8 @@ export async function wireParts(config: Config, ctx: WireContext): Promise<Parts
   const guard = accessGuard(auth);
   let lastFailed = 0;
   let lastBatches = 0;
-  let lastSamples = -1;
-  let lastSampleAt = Date.now();
+  let lastSamples = 0;
+  let lastSampleAt = 0;
   return {
     clock,
     started,
@@ -126,6 +126,7 @@ export async function wireParts(config: Config, ctx: WireContext): Promise<Parts
           lastSamples = t.samples;
           lastSampleAt = now;
         }
+        // Ready only once the line has delivered data (lastSampleAt starts at 0), stale when it stops delivering.
         out.source = {
           ok: now - lastSampleAt < 30_000,
           detail: `twin at ${new Date(t.simTs).toISOString()}, ${t.samples} samples, ${t.sinkErrors} sink errors`,

@@ -54,15 +54,16 @@ for (const file of files) {
   const total = Number(/Total:\s+(\d+)/.exec(res.out)?.[1] ?? 0);
   const ok = Number(/Passed:\s+(\d+)/.exec(res.out)?.[1] ?? 0);
   const sk = Number(/Skipped:\s+(\d+)/.exec(res.out)?.[1] ?? 0);
+  // uvu's Total does not include skipped tests, so every test in Total that did not pass failed.
   passed += ok;
   skipped += sk;
-  failed += total - ok - sk;
+  failed += total - ok;
   if (res.code !== 0 || total === 0) {
     broken.push(rel);
-    if (total === ok + sk) failed += 1; // the file itself failed (crash, timeout, no tests)
+    if (total === ok) failed += 1; // the file itself failed (crash, timeout, no tests)
   }
 }
 
 if (broken.length) process.stdout.write(`\nFailing files:\n${broken.map((b) => `  ${b}`).join("\n")}\n`);
 process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
-process.exit(failed > 0 || files.length === 0 ? 1 : 0);
+process.exit(failed > 0 || broken.length > 0 || files.length === 0 ? 1 : 0);

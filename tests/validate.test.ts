@@ -376,4 +376,23 @@ test("property: validateBatch accounts for every input and its rejections are JS
   );
 });
 
+test("regression: a refused or unstored batch does not move rate-of-change references (defer + commit)", () => {
+  const { v } = setup();
+  const belt = (ts: number, value: number) => raw({ tag: "belt_speed", ts, value });
+  v.validateBatch([belt(NOW - 1000, 150)]); // committed reference: 150 at t-1s
+  // A request whose belt_speed is valid (155) is refused because another reading failed: no commit.
+  const refused = v.validateBatch([belt(NOW, 155), raw({ value: 2500 })], { defer: true });
+  assert.is(refused.accepted.length, 1);
+  assert.is(refused.rejected.length, 1);
+  // 145 ten ms later is valid against the stored 150 (5 in 1.01 s < 10/s) but would not be against 155.
+  const next = v.validateBatch([belt(NOW + 10, 145)], { defer: true });
+  assert.is(next.rejected.length, 0, JSON.stringify(next.rejected));
+  next.commit();
+  // Within a deferred batch, later samples of a tag are checked against the earlier ones.
+  const inBatch = v.validateBatch([belt(NOW + 1000, 150), belt(NOW + 1001, 170)], { defer: true });
+  assert.is(inBatch.rejected[0]?.reason, "rate_of_change");
+  // Not committed: the reference is still 145 at NOW+10, so 154 one second later passes.
+  assert.ok(v.validate(belt(NOW + 1010, 154)).ok);
+});
+
 test.run();

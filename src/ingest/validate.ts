@@ -103,6 +103,8 @@ export class Validator {
   private readonly refs = new Map<string, Reference>();
   private readonly counts: ValidationCounters = zeroCounters();
   private readonly futureToleranceMs: number;
+  /** References moved by the batch being validated with `defer`, not yet committed. */
+  private pending: Map<string, Reference> | undefined;
 
   constructor(
     tags: readonly TagConfig[],
@@ -128,16 +130,36 @@ export class Validator {
    * Validates a batch in order (one clock reading for all of it) and splits it into accepted samples and
    * quarantine-ready rejections stamped with `received_at`.
    */
-  validateBatch(batch: readonly RawSample[]): ValidatedBatch {
+  validateBatch(batch: readonly RawSample[]): ValidatedBatch;
+  /**
+   * With `defer`, the rate-of-change references this batch would move are held aside (later samples of the same
+   * batch still see them) and applied only by `commit()`: call it once the batch is durable, and never for a batch
+   * that was refused or failed to store, so a reading that was never stored cannot become the next reference.
+   */
+  validateBatch(batch: readonly RawSample[], opts: { defer: true }): ValidatedBatch & { commit(): void };
+  validateBatch(batch: readonly RawSample[], opts?: { defer?: boolean }): ValidatedBatch & { commit?(): void } {
     const now = this.clock.now();
     const accepted: Sample[] = [];
     const rejected: RejectedSample[] = [];
-    for (const raw of batch) {
-      const r = this.run(raw, now);
-      if (r.ok) accepted.push(r.sample);
-      else rejected.push(toRejected(raw, r.reason, r.detail, now));
+    const pending = opts?.defer ? new Map<string, Reference>() : undefined;
+    this.pending = pending;
+    try {
+      for (const raw of batch) {
+        const r = this.run(raw, now);
+        if (r.ok) accepted.push(r.sample);
+        else rejected.push(toRejected(raw, r.reason, r.detail, now));
+      }
+    } finally {
+      this.pending = undefined;
     }
-    return { accepted, rejected };
+    if (!pending) return { accepted, rejected };
+    return {
+      accepted,
+      rejected,
+      commit: () => {
+        for (const [tag, ref] of pending) this.remember(tag, ref.ts, ref.value);
+      },
+    };
   }
 
   /** Sets the rate-of-change reference of `tag` (only if newer than the current one), e.g. after a restart. */
@@ -213,7 +235,7 @@ export class Validator {
     const v = value === 0 ? 0 : value; // folds -0 into 0
     const q: Quality = quality ?? "good";
     if (rule.maxRatePerS !== undefined) {
-      const ref = this.refs.get(tag);
+      const ref = this.pending?.get(tag) ?? this.refs.get(tag);
       if (ref) {
         const dtS = Math.abs(t - ref.ts) / 1000;
         const dv = Math.abs(v - ref.value);
@@ -226,19 +248,21 @@ export class Validator {
               : `value changed by ${fmt(dv)} in ${fmt(dtS)} s (${fmt(dv / dtS)}/s); ${tag} changes at most ${rule.maxRatePerS}/s`,
           );
       }
-      if (q !== "bad") this.remember(tag, t, v);
+      if (q !== "bad") this.remember(tag, t, v, this.pending);
     }
     return { ok: true, sample: { tag, ts: t, value: v, quality: q, source: source as string, seq } };
   }
 
-  private remember(tag: string, ts: number, value: number): void {
-    const ref = this.refs.get(tag);
-    if (!ref) this.refs.set(tag, { ts, value });
-    else if (ts >= ref.ts) {
+  /** Moves the reference of `tag` forward (never back) in `into`: the committed map, or a deferred batch's map. */
+  private remember(tag: string, ts: number, value: number, into: Map<string, Reference> = this.refs): void {
+    const current = into.get(tag) ?? this.refs.get(tag);
+    if (current && ts < current.ts) return;
+    const own = into.get(tag);
+    if (own) {
       // Mutated in place: one object per tag, not one per sample.
-      ref.ts = ts;
-      ref.value = value;
-    }
+      own.ts = ts;
+      own.value = value;
+    } else into.set(tag, { ts, value });
   }
 }
 
@@ -251,8 +275,9 @@ export function validatingSink(
   append: (accepted: Sample[], rejected: RejectedSample[]) => Promise<unknown>,
 ): SampleSink {
   return async (batch) => {
-    const { accepted, rejected } = validator.validateBatch(batch);
+    const { accepted, rejected, commit } = validator.validateBatch(batch, { defer: true });
     await append(accepted, rejected);
+    commit();
   };
 }
 

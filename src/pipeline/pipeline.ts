@@ -132,8 +132,9 @@ export class Pipeline implements Service {
 
   /** Where sources deliver samples. Resolves once the batch is durable: sources acknowledge upstream only then. */
   readonly sink: SampleSink = async (batch) => {
-    const { accepted, rejected } = this.ports.validator.validateBatch(batch);
+    const { accepted, rejected, commit } = this.ports.validator.validateBatch(batch, { defer: true });
     await this.ports.store.appendBatch(accepted, rejected);
+    commit();
     this.absorb(accepted, rejected);
   };
 
@@ -178,7 +179,8 @@ export class Pipeline implements Service {
       seq: ++this.apiSeq,
     }));
     const t0 = performance.now();
-    const { accepted, rejected } = this.ports.validator.validateBatch(batch);
+    // Deferred: a refused request must not move the rate-of-change references of its valid readings.
+    const { accepted, rejected, commit } = this.ports.validator.validateBatch(batch, { defer: true });
     if (rejected.length > 0) {
       // The request is all-or-nothing: quarantine every sample in it, the good ones marked as rejected with it.
       const receivedAt = this.clock.now();
@@ -202,6 +204,7 @@ export class Pipeline implements Service {
       throw new RejectedSamplesError(rejected);
     }
     await this.ports.store.appendBatch(accepted, []);
+    commit();
     this.absorb(accepted, []);
     return this.tick("api", performance.now() - t0);
   }
@@ -330,6 +333,21 @@ export class Pipeline implements Service {
         performance_metrics: {} as PipelineResult["performance_metrics"],
       };
 
+      const ms = (s: StageName) => stages[s]?.latency_ms ?? 0;
+      const measured = (): PipelineResult["performance_metrics"] => ({
+        total_latency_ms: round3(performance.now() - t0 + validateMs),
+        validation_ms: ms("validate"),
+        feature_extraction_ms: ms("features"),
+        prediction_ms: ms("models"),
+        explanation_ms: ms("explain"),
+        recommendation_ms: ms("recommend"),
+        autonomy_ms: ms("autonomy"),
+        publish_ms: ms("publish"),
+        store_ms: ms("store"),
+      });
+      // The broadcast is serialised during publish, so it carries the figures measured up to it (publish and store
+      // not yet: 0 there); the HTTP response and /latest get the final ones below.
+      result.performance_metrics = measured();
       timed("publish", () => this.ports.publish("pipeline_result", result));
       const storeStart = performance.now();
       await this.ports.store.putState("pipeline.last_tick", {
@@ -340,19 +358,8 @@ export class Pipeline implements Service {
       });
       stages.store = { status: "ok", latency_ms: round3(performance.now() - storeStart) };
 
-      const total = round3(performance.now() - t0 + validateMs);
-      const ms = (s: StageName) => stages[s]?.latency_ms ?? 0;
-      result.performance_metrics = {
-        total_latency_ms: total,
-        validation_ms: ms("validate"),
-        feature_extraction_ms: ms("features"),
-        prediction_ms: ms("models"),
-        explanation_ms: ms("explain"),
-        recommendation_ms: ms("recommend"),
-        autonomy_ms: ms("autonomy"),
-        publish_ms: ms("publish"),
-        store_ms: ms("store"),
-      };
+      result.performance_metrics = measured();
+      const total = result.performance_metrics.total_latency_ms;
       for (const s of STAGES) {
         const r = stages[s];
         if (r.status === "ok") {
