@@ -6,6 +6,7 @@
 import { defaultConfig } from "../src/config/index.js";
 import type { Sample } from "../src/core/types.js";
 import { FeatureStage } from "../src/features/index.js";
+import { quantile, sortedCopy } from "./lib/index.js";
 
 const ticks = Number(process.argv[2] ?? 5000);
 const warmup = 500;
@@ -35,10 +36,7 @@ function samplesAt(s: number, out: Sample[]): Sample[] {
   return out;
 }
 
-function pct(xs: number[], p: number): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
-}
+const pct = (xs: number[], p: number): number => quantile(sortedCopy(xs), p);
 const us = (ms: number) => `${(ms * 1000).toFixed(1)} µs`;
 
 // 1) Bulk push: one hour of history, then the live ticks.

@@ -17,6 +17,7 @@ import { SimClock } from "../src/core/clock.js";
 import type { RawSample } from "../src/core/types.js";
 import { Validator } from "../src/ingest/validate.js";
 import { Store } from "../src/storage/index.js";
+import { quantile } from "./lib/index.js";
 
 const quick = process.argv.includes("--quick");
 const config = defaultConfig();
@@ -67,9 +68,8 @@ function makeBatches(c: Case): RawSample[][] {
   return out;
 }
 
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
+/** Percentile `p` (0..100) of an ascending array. */
+const pct = (sorted: number[], p: number): number => quantile(sorted, p / 100);
 
 interface RunResult {
   rate: number;

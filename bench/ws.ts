@@ -13,6 +13,7 @@ import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { WebSocket } from "ws";
 import { WsHub } from "../src/api/ws-hub.js";
+import { quantile } from "./lib/index.js";
 
 interface ChildReport {
   received: number[];
@@ -84,9 +85,6 @@ function pipelineResult(tick: number, sentHrNs: bigint): unknown {
     latency_ms: { ingest: r(2), features: r(5), inference: r(20), explain: r(30), recommend: r(10), total: r(70) },
   };
 }
-
-const quantile = (sorted: number[], q: number) =>
-  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN;
 
 async function child(url: string, token: string, n: number): Promise<void> {
   const received = new Array<number>(n).fill(0);
