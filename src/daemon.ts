@@ -3,6 +3,7 @@ import type { Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
+import { pino } from "pino";
 import { type ApiDeps, createApp, type HealthReport } from "./api/app.js";
 import type { LoadResult } from "./config/index.js";
 import type { Issue } from "./core/errors.js";
@@ -42,6 +43,7 @@ export class Daemon {
   private watchdogTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
   private stopping: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     const { config } = opts.load;
@@ -64,7 +66,13 @@ export class Daemon {
     this.abort.abort(new Error(reason));
   }
 
-  async start(): Promise<void> {
+  /** Starts every service in order; a stop meanwhile aborts it (see `stop`). Idempotent. */
+  start(): Promise<void> {
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
     const signal = this.abort.signal;
     const { config, issues, safeMode } = this.opts.load;
     this.phase = "starting";
@@ -147,6 +155,9 @@ export class Daemon {
     this.log.info({ reason, bound_ms: bound }, "glassd stopping");
     clearInterval(this.watchdogTimer);
     const work = (async () => {
+      // A stop during start (a signal) first lets the aborted start give up at its next check, so everything it
+      // had already opened is in `started` and is stopped below rather than cut off by the exit.
+      await this.starting?.catch(() => {});
       try {
         await this.parts?.hub.close();
       } catch (err) {
@@ -177,6 +188,7 @@ export class Daemon {
     this.log.info("glassd stopped");
     this.notifier.close();
     await new Promise<void>((resolve) => this.logs.root.flush(() => resolve()));
+    await drainLogDestination(this.logs.root, 1_000);
   }
 
   health(): HealthReport {
@@ -218,6 +230,27 @@ export class Daemon {
       version: VERSION,
     };
   }
+}
+
+/**
+ * Waits (bounded) until the log destination has no write in flight. For the default asynchronous stdout
+ * destination (sonic-boom, minLength 0) pino's `flush(cb)` calls back at once even while the last write still sits
+ * in libuv's thread pool, and the process.exit that follows a stop then reorders or drops the final lines.
+ */
+async function drainLogDestination(root: Logger, boundMs: number): Promise<void> {
+  const dest = (root as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
+    | { _writing?: boolean; once(ev: "drain", cb: () => void): unknown; off(ev: "drain", cb: () => void): unknown }
+    | undefined;
+  if (dest?._writing !== true) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      dest.off("drain", done);
+      resolve();
+    };
+    const timer = setTimeout(done, boundMs);
+    dest.once("drain", done);
+  });
 }
 
 async function listen(

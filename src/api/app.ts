@@ -1,6 +1,5 @@
 import { Type } from "@sinclair/typebox";
 import { Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { Config } from "../config/index.js";
 import { GlassdError, NotFoundError, UnavailableError, ValidationError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
@@ -54,21 +53,6 @@ export function createApp(deps: ApiDeps): { app: Hono; routes: Routes } {
   const app = new Hono();
   const startedAt = new Date().toISOString();
 
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: deps.config.server.max_body_bytes,
-      onError: (c) =>
-        c.json(
-          {
-            error: "payload_too_large",
-            message: `request body exceeds ${deps.config.server.max_body_bytes} bytes (server.max_body_bytes)`,
-          },
-          413,
-        ),
-    }),
-  );
-
   app.onError((err, c) => {
     if (err instanceof GlassdError) {
       if (err.status >= 500 && err.status !== 503) deps.log.error({ err }, "request failed");
@@ -92,7 +76,7 @@ export function createApp(deps: ApiDeps): { app: Hono; routes: Routes } {
     c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}; see /openapi.json` }, 404),
   );
 
-  const routes = new Routes(app, deps.auth.guard);
+  const routes = new Routes(app, deps.auth.guard, deps.config.server.max_body_bytes);
   const p = deps.pipeline;
   const knownTags = new Set(deps.config.tags.map((t) => t.id));
 
@@ -218,14 +202,10 @@ export function createApp(deps: ApiDeps): { app: Hono; routes: Routes } {
       errors: { 503: "no features yet" },
     },
     (c) => {
-      const f = p.latestFeatures();
-      if (!f) throw new UnavailableError("no features computed yet: the first tick has not run", "no_features");
-      const features: Record<string, number | null> = {};
-      f.names.forEach((n, i) => {
-        const v = f.values[i] as number;
-        features[n] = Number.isFinite(v) ? v : null;
-      });
-      return c.json({ timestamp: new Date(f.ts).toISOString(), feature_count: f.names.length, features });
+      // Serialised once per tick, on the first request after it: dashboards poll this route.
+      const json = p.latestFeaturesJson();
+      if (!json) throw new UnavailableError("no features computed yet: the first tick has not run", "no_features");
+      return c.body(json, 200, { "Content-Type": "application/json" });
     },
   );
 

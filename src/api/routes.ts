@@ -1,6 +1,7 @@
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { Ajv } from "ajv";
 import type { Context, Hono, MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { ajvIssues } from "../config/validate.js";
 import { ValidationError } from "../core/errors.js";
 
@@ -34,10 +35,23 @@ const queryAjv = new Ajv({ allErrors: true, coerceTypes: true, useDefaults: true
 export class Routes {
   readonly specs: RouteSpec<TSchema | undefined, TSchema | undefined>[] = [];
 
+  private readonly limitBody: MiddlewareHandler;
+
   constructor(
     private readonly app: Hono,
     private readonly guard: (access: Access) => MiddlewareHandler,
-  ) {}
+    maxBodyBytes: number,
+  ) {
+    // Only on routes that take a body: reading the body stream on every GET costs a third of REST throughput.
+    this.limitBody = bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: (c) =>
+        c.json(
+          { error: "payload_too_large", message: `request body exceeds ${maxBodyBytes} bytes (server.max_body_bytes)` },
+          413,
+        ),
+    });
+  }
 
   add<B extends TSchema | undefined = undefined, Q extends TSchema | undefined = undefined>(
     spec: RouteSpec<B, Q>,
@@ -47,7 +61,8 @@ export class Routes {
     const checkBody = spec.body ? ajv.compile(spec.body) : undefined;
     const checkQuery = spec.query ? queryAjv.compile(spec.query) : undefined;
     const honoPath = spec.path.replace(/\{(\w+)\}/g, ":$1");
-    this.app.on(spec.method.toUpperCase(), honoPath, this.guard(spec.access), async (c) => {
+    const middleware = spec.body ? [this.limitBody, this.guard(spec.access)] : [this.guard(spec.access)];
+    this.app.on(spec.method.toUpperCase(), [honoPath], ...middleware, async (c: Context) => {
       let body: unknown;
       if (checkBody) {
         const text = await c.req.text();

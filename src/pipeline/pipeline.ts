@@ -9,6 +9,22 @@ import type { SampleSink } from "../ingest/ports.js";
 import { InspectionWindow } from "./inspection-window.js";
 import type { FeatureVector, PipelinePorts, Rejection } from "./ports.js";
 
+const TICK_RECORD_EVERY_MS = 10_000;
+
+/**
+ * Feature vector as a JSON-ready record. Values are float32, so they are written with 7 significant digits
+ * (what float32 holds) instead of the 17 of a double; NaN (no data) becomes null.
+ */
+function featureRecord(fv: FeatureVector): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  const { names, values } = fv;
+  for (let i = 0; i < names.length; i++) {
+    const v = values[i] as number;
+    out[names[i] as string] = Number.isFinite(v) ? Number(v.toPrecision(7)) : null;
+  }
+  return out;
+}
+
 /** Stages of one tick, in order (ARCHITECTURE.md §1). */
 export const STAGES = [
   "validate",
@@ -117,6 +133,8 @@ export class Pipeline implements Service {
   private sinceTick = { accepted: 0, rejected: 0, byReason: {} as Record<string, number> };
   private apiSeq = 0;
   private lastWall: number | undefined;
+  private featuresJson: string | undefined;
+  private lastPersistWall = 0;
 
   constructor(
     private readonly config: Config,
@@ -216,6 +234,21 @@ export class Pipeline implements Service {
     return run;
   }
 
+  /**
+   * `{timestamp, feature_count, features}` of the latest tick as JSON text, serialised on first use after each tick
+   * (dashboards poll it; one stringify per tick instead of one per request).
+   */
+  latestFeaturesJson(): string | undefined {
+    const f = this.last;
+    if (!f) return undefined;
+    this.featuresJson ??= JSON.stringify({
+      timestamp: f.timestamp,
+      feature_count: Object.keys(f.engineered_features).length,
+      features: f.engineered_features,
+    });
+    return this.featuresJson;
+  }
+
   /** Wall-clock time of the last completed tick (health compares it with now; line time may run faster). */
   lastTickWallTs(): number | undefined {
     return this.lastWall;
@@ -289,11 +322,8 @@ export class Pipeline implements Service {
 
       const fv = timed("features", () => this.ports.features.compute(now));
       this.lastFeatures = { ...fv, ts: now };
-      const engineered: Record<string, number | null> = {};
-      fv.names.forEach((n, i) => {
-        const v = fv.values[i] as number;
-        engineered[n] = Number.isFinite(v) ? v : null;
-      });
+      const engineered = featureRecord(fv);
+      this.featuresJson = undefined;
 
       const predictions = unavailable("models", REASONS.models);
       const explanations = unavailable("explain", REASONS.explain);
@@ -350,12 +380,14 @@ export class Pipeline implements Service {
       result.performance_metrics = measured();
       timed("publish", () => this.ports.publish("pipeline_result", result));
       const storeStart = performance.now();
-      await this.ports.store.putState("pipeline.last_tick", {
-        tick: result.tick,
-        ts: now,
-        trigger,
-        features: fv.names.length,
-      });
+      // The tick record is bookkeeping, not acknowledged data: written every 10 s and not awaited, so the tick
+      // does not wait for an fsync (samples are made durable in the sink, before they are acknowledged).
+      if (Date.now() - this.lastPersistWall >= TICK_RECORD_EVERY_MS) {
+        this.lastPersistWall = Date.now();
+        this.ports.store
+          .putState("pipeline.last_tick", { tick: result.tick, ts: now, trigger, features: fv.names.length })
+          .catch((err) => this.log.warn({ err }, "could not persist the tick record"));
+      }
       stages.store = { status: "ok", latency_ms: round3(performance.now() - storeStart) };
 
       result.performance_metrics = measured();
