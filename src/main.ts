@@ -90,6 +90,18 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`glassd: unexpected argument "${args.extra[0]}"\n`);
     return 2;
   }
+  // setTimeout fires at once for NaN (a typo) or more than 2^31-1 ms, which would cut every shutdown short.
+  const shutdownTimeout = values["shutdown-timeout"];
+  const shutdownTimeoutMs = shutdownTimeout === undefined ? undefined : Number(shutdownTimeout);
+  if (
+    shutdownTimeoutMs !== undefined &&
+    !(Number.isInteger(shutdownTimeoutMs) && shutdownTimeoutMs > 0 && shutdownTimeoutMs <= 2_147_483_647)
+  ) {
+    process.stderr.write(
+      `glassd: --shutdown-timeout expects milliseconds > 0 (e.g. 10000), got "${shutdownTimeout}"\n`,
+    );
+    return 2;
+  }
   const load = loadConfig({ configFile: values.config, envFile: values["env-file"], cli });
 
   switch (command) {
@@ -124,7 +136,7 @@ async function main(argv: string[]): Promise<number> {
         (s) => process.stderr.write(`${s}\n`),
       );
     case "run":
-      return run(load, values["shutdown-timeout"] ? Number(values["shutdown-timeout"]) : undefined);
+      return run(load, shutdownTimeoutMs);
     default:
       process.stderr.write(`glassd: unknown command "${command}" (valid: run, check-config, user, api-key)\n`);
       return 2;
