@@ -3,7 +3,6 @@ import type { Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
-import { pino } from "pino";
 import { type ApiDeps, createApp, type HealthReport } from "./api/app.js";
 import type { LoadResult } from "./config/index.js";
 import type { Issue } from "./core/errors.js";
@@ -188,7 +187,6 @@ export class Daemon {
     this.log.info("glassd stopped");
     this.notifier.close();
     await new Promise<void>((resolve) => this.logs.root.flush(() => resolve()));
-    await drainLogDestination(this.logs.root, 1_000);
   }
 
   health(): HealthReport {
@@ -230,27 +228,6 @@ export class Daemon {
       version: VERSION,
     };
   }
-}
-
-/**
- * Waits (bounded) until the log destination has no write in flight. For the default asynchronous stdout
- * destination (sonic-boom, minLength 0) pino's `flush(cb)` calls back at once even while the last write still sits
- * in libuv's thread pool, and the process.exit that follows a stop then reorders or drops the final lines.
- */
-async function drainLogDestination(root: Logger, boundMs: number): Promise<void> {
-  const dest = (root as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
-    | { _writing?: boolean; once(ev: "drain", cb: () => void): unknown; off(ev: "drain", cb: () => void): unknown }
-    | undefined;
-  if (dest?._writing !== true) return;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      dest.off("drain", done);
-      resolve();
-    };
-    const timer = setTimeout(done, boundMs);
-    dest.once("drain", done);
-  });
 }
 
 async function listen(

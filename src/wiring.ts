@@ -43,20 +43,42 @@ interface WireContext {
  * (the twin today; OPC UA, MQTT and serial adapters later, switched on `source.type`).
  */
 export async function wireParts(config: Config, ctx: WireContext): Promise<Parts> {
-  const { logs, metrics } = ctx;
   // Line time is the twin's simulated time when the twin is the line (it may run faster than real time):
   // validation, features and retention all use it, so a fast twin is not "from the future".
-  let twin: TwinLine | undefined;
-  const clock: Clock = { now: () => (twin ? twin.simClock.now() : realClock.now()) };
-  const store = new Store({ dataDir: config.data_dir, storage: config.storage, clock, logger: logs.child("storage") });
+  const line: { twin?: TwinLine } = {};
+  const clock: Clock = { now: () => (line.twin ? line.twin.simClock.now() : realClock.now()) };
+  const store = new Store({
+    dataDir: config.data_dir,
+    storage: config.storage,
+    clock,
+    logger: ctx.logs.child("storage"),
+  });
   // The store opens before the twin is built: the twin continues its sequence from what is stored.
   await store.start(ctx.signal);
+  try {
+    return await buildOnStore(config, ctx, store, clock, line);
+  } catch (err) {
+    // Whatever failed after the store opened (an unreadable secret, an abort), the store is closed, not leaked.
+    await store.stop();
+    throw err;
+  }
+}
+
+async function buildOnStore(
+  config: Config,
+  ctx: WireContext,
+  store: Store,
+  clock: Clock,
+  line: { twin?: TwinLine },
+): Promise<Parts> {
+  const { logs, metrics } = ctx;
   const started: Service[] = [store];
   if (!ctx.safeMode && config.source.type === "twin") {
-    twin = new TwinLine(
+    line.twin = new TwinLine(
       twinOptionsFromConfig(config, { logger: logs.child("twin"), startSeq: store.lastSeq("twin") ?? 0 }),
     );
   }
+  const twin = line.twin;
   const validator = new Validator(config.tags, config.validation, clock);
   for (const t of config.tags) {
     const last = store.latest(t.id);

@@ -25,7 +25,9 @@ export function createLogger(opts: LogOptions): { root: Logger; child(ns: string
         censor: "[redacted]",
       },
     },
-    (opts.destination as pino.DestinationStream | undefined) ?? pino.destination({ fd: 1, sync: false }),
+    // Synchronous stdout: a daemon logs little, and every line (the last ones before exit included) reaches
+    // journald whole and in order; an async destination can drop or reorder the final lines at process.exit.
+    (opts.destination as pino.DestinationStream | undefined) ?? pino.destination({ fd: 1, sync: true }),
   );
   root.level = opts.level;
   return {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { link, mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { GlassdError } from "../../core/errors.js";
 
 /*
@@ -16,11 +16,9 @@ export async function ensureDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
 }
 
-/** Atomically replaces `path` with `data`, mode 0600. */
-export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
-  const dir = dirname(path);
-  await ensureDir(dir);
-  const tmp = join(dir, `.${Date.now()}.${randomBytes(6).toString("hex")}.tmp`);
+/** Writes `data` to a new temp file (mode 0600) in `dir` and fsyncs it; returns its path. */
+async function writeSyncedTemp(dir: string, name: string, data: string | Buffer): Promise<string> {
+  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
   const fh = await open(tmp, "wx", 0o600);
   try {
     await fh.writeFile(data);
@@ -31,13 +29,11 @@ export async function writeFileAtomic(path: string, data: string | Buffer): Prom
     throw err;
   }
   await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  // The rename is only durable once the directory entry is: fsync the directory (not possible on Windows).
+  return tmp;
+}
+
+/** A rename or link is only durable once the directory entry is: fsync the directory (best effort). */
+async function syncDir(dir: string): Promise<void> {
   const dh = await open(dir, "r").catch(() => undefined);
   if (dh)
     await dh
@@ -46,25 +42,39 @@ export async function writeFileAtomic(path: string, data: string | Buffer): Prom
       .finally(() => dh.close());
 }
 
+/** Atomically replaces `path` with `data`, mode 0600. */
+export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
+  const dir = dirname(path);
+  await ensureDir(dir);
+  const tmp = await writeSyncedTemp(dir, basename(path), data);
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await syncDir(dir);
+}
+
 /**
  * Creates `path` with `data` (mode 0600) only if it does not exist yet. Returns false when another process got
- * there first, so two daemons starting at once agree on one generated secret.
+ * there first, so two daemons starting at once agree on one generated secret. Crash-safe: the content is written
+ * and synced to a temporary file first, then hard-linked into place (link fails if `path` exists, atomically), so
+ * a crash can leave a stray temp file but never an empty or half-written `path`.
  */
 export async function createFileExclusive(path: string, data: string | Buffer): Promise<boolean> {
-  await ensureDir(dirname(path));
-  let fh: Awaited<ReturnType<typeof open>>;
+  const dir = dirname(path);
+  await ensureDir(dir);
+  const tmp = await writeSyncedTemp(dir, basename(path), data);
   try {
-    fh = await open(path, "wx", 0o600);
+    await link(tmp, path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
     throw err;
-  }
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
   } finally {
-    await fh.close();
+    await unlink(tmp).catch(() => {});
   }
+  await syncDir(dir);
   return true;
 }
 
