@@ -216,7 +216,7 @@ try {
     recommend: "recommend",
     autonomy: "autonomy",
     publish: "publish (JSON + WS broadcast, 0 clients)",
-    store: "store (putState, fsync'd)",
+    store: "store (tick record every 10 s, not awaited)",
     other: "other (assemble result, inspection)",
     total: "TOTAL (result.performance_metrics)",
     wall: "wall (await tick())",

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { ACCOUNTS_HELP, runAccountCommand } from "./cli/accounts.js";
+import { runTwinCommand, twinHelp } from "./cli/twin.js";
 import { loadConfig } from "./config/index.js";
 import { Daemon } from "./daemon.js";
 import { VERSION } from "./version.js";
@@ -16,6 +17,7 @@ Usage:
   glassd [run] [options]        start the daemon (the digital twin is the line by default)
   glassd check-config [options] validate the configuration; exit 0 when valid, 1 when not
   glassd user|api-key ...       manage accounts (below)
+  glassd twin COMMAND ...       digital-twin tools (below; 'glassd twin COMMAND --help')
   glassd --help | --version
 
 Options:
@@ -31,6 +33,9 @@ Options:
   --shutdown-timeout MS    bound on a clean shutdown (default 10000)
 
 ${ACCOUNTS_HELP}
+
+Digital twin:
+${twinHelp()}
 
 Sources, lowest to highest: defaults, config file, .env, GLASSD_* environment (GLASSD_SECTION__KEY), flags.
 Docs: README.md; config schema: config/schema.json; API: GET /openapi.json.`;
@@ -73,6 +78,8 @@ function parse(argv: string[]) {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Twin tools have their own options; they parse their own arguments.
+  if (argv[0] === "twin") return runTwinCommand(argv.slice(1), (s) => process.stderr.write(`${s}\n`));
   let args: ReturnType<typeof parse>;
   try {
     args = parse(argv);

@@ -1,0 +1,27 @@
+/**
+ * `glassd twin <command> …`: the digital twin's tools. Each command lives with its capability and is imported
+ * lazily, so `glassd run` never loads the dataset writer, the gym or the plant servers.
+ */
+export interface TwinCommand {
+  summary: string;
+  load(): Promise<{ main(argv: string[]): Promise<number> }>;
+}
+
+const COMMANDS: Record<string, TwinCommand> = {};
+
+export function twinHelp(): string {
+  const names = Object.keys(COMMANDS);
+  if (names.length === 0) return "  (no twin commands built yet)";
+  return names.map((n) => `  glassd twin ${n.padEnd(9)} ${COMMANDS[n]?.summary}`).join("\n");
+}
+
+/** Runs `glassd twin <command> [args]`; returns the exit code. */
+export async function runTwinCommand(argv: string[], err: (s: string) => void): Promise<number> {
+  const [name, ...rest] = argv;
+  const cmd = name === undefined ? undefined : COMMANDS[name];
+  if (!cmd) {
+    err(`${name ? `glassd twin: unknown command "${name}"` : "glassd twin: a command is needed"}; valid:\n${twinHelp()}`);
+    return 2;
+  }
+  return (await cmd.load()).main(rest);
+}
