@@ -20,7 +20,9 @@ export async function runTwinCommand(argv: string[], err: (s: string) => void): 
   const [name, ...rest] = argv;
   const cmd = name === undefined ? undefined : COMMANDS[name];
   if (!cmd) {
-    err(`${name ? `glassd twin: unknown command "${name}"` : "glassd twin: a command is needed"}; valid:\n${twinHelp()}`);
+    err(
+      `${name ? `glassd twin: unknown command "${name}"` : "glassd twin: a command is needed"}; valid:\n${twinHelp()}`,
+    );
     return 2;
   }
   return (await cmd.load()).main(rest);
