@@ -6,6 +6,7 @@ import type { Logger } from "../core/logger.js";
 import type { Metrics } from "../health/metrics.js";
 import { type Pipeline, RejectedSamplesError } from "../pipeline/pipeline.js";
 import { peerAddress } from "./auth/index.js";
+import { DASHBOARD_HTML } from "./dashboard.js";
 import { type Access, Routes } from "./routes.js";
 import { SensorPayload, toReadings } from "./sensor-payload.js";
 
@@ -79,6 +80,23 @@ export function createApp(deps: ApiDeps): { app: Hono; routes: Routes } {
   const routes = new Routes(app, deps.auth.guard, deps.config.server.max_body_bytes);
   const p = deps.pipeline;
   const knownTags = new Set(deps.config.tags.map((t) => t.id));
+
+  routes.add(
+    {
+      method: "get",
+      path: "/",
+      summary: "Built-in HMI page (logs in, then follows the WebSocket)",
+      access: "public",
+      tag: "dashboard",
+    },
+    (c) =>
+      c.html(DASHBOARD_HTML, 200, {
+        "Content-Security-Policy":
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-cache",
+      }),
+  );
 
   routes.add(
     {
