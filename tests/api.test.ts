@@ -25,6 +25,7 @@ const SEED_RESULT_KEYS = [
 
 /** Every route the API documents, with the role it needs. A route added or removed must update this list. */
 const ROUTES: Record<string, Record<string, string>> = {
+  "/": { get: "public" },
   "/health": { get: "public" },
   "/ready": { get: "public" },
   "/metrics": { get: "public" },
