@@ -37,14 +37,17 @@ test("an operator logs in and sees live tag values, MIK-1 counts and honest stag
   // A live value for a tag the twin produces, formatted as a number, arriving over the WebSocket.
   const row = page.locator('tr[data-tag="furnace_temperature"] td.num').first();
   await page.waitForFunction(
-    () => /^\d/.test(document.querySelector('tr[data-tag="furnace_temperature"] td.num')?.textContent ?? ""),
+    `/^\\d/.test(document.querySelector('tr[data-tag="furnace_temperature"] td.num')?.textContent ?? "")`,
     null,
     { timeout: 15_000 },
   );
   const value = Number(await row.textContent());
   assert.ok(value > 1400 && value < 1600, `furnace_temperature shown as ${value}`);
   const firstTick = await page.textContent("#tick");
-  await page.waitForFunction((t) => document.querySelector("#tick")?.textContent !== t, firstTick, { timeout: 10_000 });
+  // Page functions are given as text: they run in the browser, where the DOM types (not in this tsconfig) apply.
+  await page.waitForFunction(`document.querySelector("#tick")?.textContent !== ${JSON.stringify(firstTick)}`, null, {
+    timeout: 10_000,
+  });
   // The models stage says it is unavailable, and why; nothing pretends to predict.
   assert.is(await page.textContent('tr[data-stage="models"] td:nth-child(2)'), "unavailable");
   assert.match((await page.textContent('tr[data-stage="models"] td:nth-child(4)')) ?? "", "no forecaster");
@@ -61,7 +64,7 @@ test("a wrong password shows the server's message and no data", async () => {
   await page.fill("#username", USERS.viewer.username);
   await page.fill("#password", "not-the-password");
   await page.click("button[type=submit]");
-  await page.waitForFunction(() => (document.querySelector("#login-error")?.textContent ?? "").length > 0);
+  await page.waitForFunction(`(document.querySelector("#login-error")?.textContent ?? "").length > 0`);
   assert.match((await page.textContent("#login-error")) ?? "", "invalid username or password");
   assert.ok(await page.isHidden("#app"));
   await page.close();

@@ -32,9 +32,14 @@ export function toReadings(
   const issues: Issue[] = [];
   let ts = now;
   if (body.timestamp !== undefined) {
-    const t = typeof body.timestamp === "number" ? body.timestamp : Date.parse(body.timestamp as string);
+    const raw = body.timestamp;
+    // An ISO time without a zone would be read in the server's local time: ambiguous on a plant network, refused.
+    const zoned = typeof raw !== "string" || /(Z|[+-]\d{2}:?\d{2})$/i.test(raw.trim());
+    const t = typeof raw === "number" ? raw : Date.parse(raw as string);
     if (!Number.isFinite(t))
       issues.push({ path: "/timestamp", message: "must be an ISO 8601 date-time or epoch milliseconds" });
+    else if (!zoned)
+      issues.push({ path: "/timestamp", message: "an ISO 8601 date-time needs a time zone (Z or ±hh:mm)" });
     else ts = t;
   }
   const readings: Array<{ tag: string; value: unknown }> = [];

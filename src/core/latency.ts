@@ -7,7 +7,6 @@ export class LatencyWindow {
   private n = 0;
   private i = 0;
   private total = 0;
-  private sum = 0;
 
   constructor(capacity = 1024) {
     this.ring = new Float64Array(capacity);
@@ -18,10 +17,9 @@ export class LatencyWindow {
     this.i = (this.i + 1) % this.ring.length;
     if (this.n < this.ring.length) this.n++;
     this.total++;
-    this.sum += ms;
   }
 
-  /** Percentiles (nearest-rank) over the window; null when nothing was observed. */
+  /** Mean and percentiles (nearest-rank) over the window; `count` is the total ever observed; null when empty. */
   summary(): {
     count: number;
     mean_ms: number | null;
@@ -32,10 +30,12 @@ export class LatencyWindow {
   } {
     if (this.n === 0) return { count: 0, mean_ms: null, p50_ms: null, p95_ms: null, p99_ms: null, max_ms: null };
     const s = this.ring.slice(0, this.n).sort();
+    let sum = 0;
+    for (const x of s) sum += x;
     const q = (p: number) => round3(s[Math.min(this.n - 1, Math.max(0, Math.ceil(p * this.n) - 1))] as number);
     return {
       count: this.total,
-      mean_ms: round3(this.sum / this.total),
+      mean_ms: round3(sum / this.n),
       p50_ms: q(0.5),
       p95_ms: q(0.95),
       p99_ms: q(0.99),
