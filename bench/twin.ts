@@ -1,10 +1,12 @@
 /*
- * Twin throughput: simulated seconds per wall second for DOMAIN.md's default tags.
+ * Twin throughput: simulated seconds per wall second for DOMAIN.md's default tags, without and with a scenario
+ * (mixed_shift, looped: setpoint ramps, disturbances and sensor faults active part of the time).
  * Usage: npx tsx bench/twin.ts [simulated hours, default 24]
  * The daemon needs ≥ 1000× real time from the sensor simulation (dataset generation and fast-forward tests).
  */
 import { DEFAULT_TAGS } from "../src/config/default-tags.js";
 import { LineModel, TwinLine } from "../src/twin/index.js";
+import { loadScenario, ScenarioRunner } from "../src/twin/scenario/index.js";
 
 const hours = Number(process.argv[2] ?? 24);
 const simMs = hours * 3_600_000;
@@ -13,7 +15,7 @@ const startTs = Date.UTC(2026, 0, 1);
 function report(name: string, wallMs: number, extra = ""): void {
   const ratio = simMs / wallMs;
   process.stdout.write(
-    `${name.padEnd(44)} ${wallMs.toFixed(0).padStart(6)} ms wall   ${ratio.toExponential(2)} sim-s/wall-s${extra}\n`,
+    `${name.padEnd(56)} ${wallMs.toFixed(0).padStart(6)} ms wall   ${ratio.toExponential(2)} sim-s/wall-s${extra}\n`,
   );
 }
 
@@ -25,8 +27,11 @@ function benchModel(stepMs: number): void {
   report(`process model only, step ${stepMs} ms`, performance.now() - t0);
 }
 
-function benchTwin(stepMs: number, itemsPerMin: number): void {
+const scenario = loadScenario("mixed_shift");
+
+function benchTwin(stepMs: number, itemsPerMin: number, withScenario = false): void {
   const twin = new TwinLine({ tags: DEFAULT_TAGS, seed: 1, speed: 1, stepMs, itemsPerMin, startTs });
+  if (withScenario) new ScenarioRunner(scenario, { loop: true }).attach(twin);
   let samples = 0;
   let items = 0;
   const t0 = performance.now();
@@ -38,7 +43,7 @@ function benchTwin(stepMs: number, itemsPerMin: number): void {
   }
   const wall = performance.now() - t0;
   report(
-    `samples + inspections, step ${stepMs} ms, ${itemsPerMin}/min`,
+    `samples + inspections, step ${stepMs} ms, ${itemsPerMin}/min${withScenario ? ", mixed_shift" : ""}`,
     wall,
     `   (${((samples / wall) * 1000).toExponential(2)} samples/s, ${items} items)`,
   );
@@ -52,3 +57,6 @@ benchTwin(1000, 15);
 benchTwin(1000, 15);
 benchTwin(100, 15);
 benchTwin(1000, 600);
+benchTwin(1000, 15, true);
+benchTwin(1000, 15, true);
+benchTwin(100, 15, true);

@@ -230,7 +230,11 @@ proc("no readings ({} or {sensors: {}} or a timestamp alone) → 400", async () 
 proc("bad timestamps → 400: not a date, seconds instead of ms, in the future, stale", async () => {
   assertRejected(await post({ timestamp: "yesterday", furnace_temperature: 1500 }), "/timestamp", /ISO 8601/);
   // Regression: a zone-less ISO time used to be read in the server's local time.
-  assertRejected(await post({ timestamp: "2026-11-25T10:00:00", furnace_temperature: 1500 }), "/timestamp", /time zone/);
+  assertRejected(
+    await post({ timestamp: "2026-11-25T10:00:00", furnace_temperature: 1500 }),
+    "/timestamp",
+    /time zone/,
+  );
   assertRejected(await post({ timestamp: { at: 1 }, furnace_temperature: 1500 }), "/timestamp", /./);
   assertRejected(
     await post({ timestamp: Math.floor(Date.now() / 1000), furnace_temperature: 1500 }),

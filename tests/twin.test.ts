@@ -162,7 +162,15 @@ test("advance carries a partial step over: two half steps equal one step", () =>
 test("steady state: samples stay in their normal band and hard limits; 1–5 % defective, bubbles most common", () => {
   for (const seed of [42, 7]) {
     const tw = twin({ seed });
-    const { samples, inspections } = tw.advance(3 * HOUR);
+    const samples: RawSample[] = [];
+    const inspections: InspectionEvent[] = [];
+    let pBubbleSum = 0;
+    for (let m = 0; m < 180; m++) {
+      const o = tw.advance(MIN);
+      samples.push(...o.samples);
+      inspections.push(...o.inspections);
+      pBubbleSum += tw.defects.probability("bubble");
+    }
     for (const s of samples) {
       const cfg = tagConfig(s.tag);
       const v = s.value as number;
@@ -178,8 +186,11 @@ test("steady state: samples stay in their normal band and hard limits; 1–5 % d
     for (const e of inspections) for (const d of e.defects) counts.set(d.class, (counts.get(d.class) ?? 0) + 1);
     const bubbles = counts.get("bubble") ?? 0;
     for (const [cls, n] of counts) if (cls !== "bubble") assert.ok(bubbles > n, `bubble ${bubbles} vs ${cls} ${n}`);
+    // The seed population wanders with the melt temperature (±4 °C), so the bubble hazard wanders around its base.
     const pBubble = tw.defects.probability("bubble");
-    assert.ok(Math.abs(pBubble - BASE_DEFECT_RATE.bubble) < 0.002, `steady bubble probability ${pBubble}`);
+    assert.ok(Math.abs(pBubble - BASE_DEFECT_RATE.bubble) < 0.004, `steady bubble probability ${pBubble}`);
+    const mean = pBubbleSum / 180;
+    assert.ok(Math.abs(mean - BASE_DEFECT_RATE.bubble) < 0.0015, `mean steady bubble probability ${mean}`);
   }
 });
 

@@ -7,7 +7,24 @@ export interface TwinCommand {
   load(): Promise<{ main(argv: string[]): Promise<number> }>;
 }
 
-const COMMANDS: Record<string, TwinCommand> = {};
+const COMMANDS: Record<string, TwinCommand> = {
+  serve: {
+    summary: "run the twin as a plant: OPC UA server + MQTT (JSON, Sparkplug B)",
+    load: () => import("../twin/plant/cli.js"),
+  },
+  render: {
+    summary: "write synthetic MIK-1 images with masks (--out DIR --n N ...)",
+    load: () => import("../twin/images/cli.js"),
+  },
+  gym: {
+    summary: "vectorised RL environments over stdin/stdout (src/twin/gym/PROTOCOL.md)",
+    load: () => import("../twin/gym/cli.js"),
+  },
+  scenario: {
+    summary: "named event scripts for the twin: list | check FILE | run NAME|FILE --hours H [--seed S]",
+    load: () => import("../twin/scenario/cli.js"),
+  },
+};
 
 export function twinHelp(): string {
   const names = Object.keys(COMMANDS);

@@ -5,19 +5,22 @@ import {
   type InspectedDefect,
   type InspectionEvent,
 } from "../core/types.js";
-import { viscosityLog10 } from "../features/domain.js";
 import { DelayBuffer } from "./delay-buffer.js";
-import type { LineModel, ProcessChannels } from "./line-model.js";
-import { excess } from "./physics.js";
+import type { LineModel, ProcessChannels, ProcessState } from "./line-model.js";
+import { crackProbability, excess, FORMING } from "./physics.js";
 import { Rng } from "./rng.js";
 
 /*
- * Defects as a per-class hazard per item. Each process stage turns its *current* state into extra per-class
- * probability (DOMAIN.md's causal rules), and that contribution reaches the MIK-1 through the stage's transport
- * delay (dead time: nothing shows before it) and then a first-order lag (items formed under the new conditions
- * replace the old ones gradually). So a cause is visible upstream well before its defects are — the forecaster's
- * job. A rule's strength is "extra probability per unit of excess", where excess is how far past its threshold the
- * variable is, in units of a stated scale.
+ * Defects as a per-class hazard per item. Each process stage turns its *current* process states (the line model's
+ * `state`: seed population, unmelted batch, wall spread and sag, residual stress, …, and some tags directly) into
+ * extra per-class probability, and that contribution reaches the MIK-1 through the stage's transport delay (dead
+ * time: nothing shows before it) and then a first-order lag (items made under the new conditions replace the old
+ * ones gradually). So a cause is visible upstream well before its defects are — the forecaster's job.
+ *
+ * Two kinds of terms: physical ones (bubbles ∝ seed density; cracks from a Weibull law on residual stress) and
+ * DOMAIN.md's rules where the twin has no finer mechanism, written as "extra probability per unit of excess", where
+ * excess is how far past its threshold the variable is, in units of a stated scale. Every term is 0 at the nominal
+ * point, so BASE_DEFECT_RATE is the steady state.
  */
 
 const MIN = 60_000;
@@ -32,9 +35,14 @@ export interface StageTiming {
 
 /**
  * Stage timings (DOMAIN.md: furnace 25–120 min, forming seconds to minutes, annealing over hours).
- * - furnace: 30 min dead time (refining, conditioning, forehearth) + 30 min lag → 63 % at 60 min, 95 % at 120 min.
+ * - furnace: 30 min dead time (throat → forehearth, 28 min, → forming → camera, 2 min) + 30 min lag (mixing and
+ *   the spread of residence times) → 63 % at 60 min, 95 % at 120 min after a change of the glass at the throat.
+ *   The refiner's seed population itself follows the melt with a 20 min lag, and the melt follows burner power
+ *   after 4 min with τ 35 min (line-model.ts), so a power change shows in bubbles after ≥ 34 min, mostly 1–3 h.
  * - forming: 2 min dead time (conveyor and lehr entry to the camera) + 20 s lag; e.g. belt speed > 180 m/min
- *   raises deformation from 2 min after the belt crosses 180 and reaches 95 % of the effect ~1 min later.
+ *   raises deformation from 2 min after the belt crosses 180 and reaches 95 % of the effect ~1 min later. The gob
+ *   the forming machine gets is the melt of 28 min ago (line-model.ts forehearth), so a hotter melt reaches forming
+ *   defects (sag, wall spread) after 28 + 2 = 30 min, like the other melt effects.
  * - annealing: 30 min dead time (transit through the lehr) + 45 min lag → the effect builds over 1–3 h.
  */
 export const STAGE_TIMING: Readonly<Record<"furnace" | "forming" | "annealing", StageTiming>> = {
@@ -84,28 +92,11 @@ const STAIN = idx("stain");
 const STONE = idx("stone");
 const SCRATCH = idx("scratch");
 
-/** Gob temperature below the melt: the forehearth conditions glass ~430 °C down to the working range. */
-const GOB_BELOW_MELT_C = 430;
+const NOMINAL_SPREAD = FORMING.nominalSpread;
+/** Handling index at 170 m/min (DOMAIN: chips above 170 m/min). */
+const HANDLING_170 = (170 / 150) ** 2;
 
-/** Exponential moving average with a time constant; used to measure swings and surges. */
-class Ewma {
-  private dtMs = -1;
-  private k = 1;
-  constructor(
-    private readonly tauMs: number,
-    public value: number,
-  ) {}
-  update(x: number, dtMs: number): number {
-    if (dtMs !== this.dtMs) {
-      this.dtMs = dtMs;
-      this.k = 1 - Math.exp(-dtMs / this.tauMs);
-    }
-    this.value += (x - this.value) * this.k;
-    return this.value;
-  }
-}
-
-type Contribution = (p: ProcessChannels, out: Float64Array) => void;
+type Contribution = (out: Float64Array) => void;
 
 /** One stage's path to the camera: the current contribution, its dead time, and the lagged result. */
 class Stage {
@@ -119,17 +110,16 @@ class Stage {
   constructor(
     private readonly timing: StageTiming,
     private readonly contribute: Contribution,
-    process: ProcessChannels,
     t0: number,
   ) {
-    contribute(process, this.now);
+    contribute(this.now);
     this.filtered.set(this.now);
     this.buffer = new DelayBuffer(timing.delayMs, t0, this.now);
   }
 
-  update(process: ProcessChannels, t: number, dtMs: number): void {
+  update(t: number, dtMs: number): void {
     this.now.fill(0);
-    this.contribute(process, this.now);
+    this.contribute(this.now);
     this.buffer.push(t, this.now);
     this.buffer.read(t, this.delayed);
     if (dtMs !== this.dtMs) {
@@ -159,10 +149,6 @@ export class DefectModel {
   private readonly itemsPerMin: number;
   private phase = 0;
   private nextItemId = 1;
-  private readonly furnaceT: Ewma;
-  private readonly batch: Ewma;
-  private readonly belt: Ewma;
-  private readonly formingPressure: Ewma;
 
   constructor(
     private readonly model: LineModel,
@@ -171,17 +157,11 @@ export class DefectModel {
     if (!(opts.itemsPerMin > 0)) throw new RangeError(`DefectModel: itemsPerMin must be > 0, got ${opts.itemsPerMin}`);
     this.itemsPerMin = opts.itemsPerMin;
     this.rng = Rng.derive(opts.seed, 3);
-    const p = model.process;
-    // Swings are deviations from a recent average: 30 min for the melt, 10 min for the feeder, seconds for forming.
-    this.furnaceT = new Ewma(30 * MIN, p.furnaceTemperature.value);
-    this.batch = new Ewma(10 * MIN, p.batchFlow.value);
-    this.belt = new Ewma(10_000, p.beltSpeed.value);
-    this.formingPressure = new Ewma(MIN, p.formingPressure.value);
     const t0 = model.now();
     this.stages = [
-      new Stage(STAGE_TIMING.furnace, (q, o) => this.furnace(q, o), p, t0),
-      new Stage(STAGE_TIMING.forming, (q, o) => this.forming(q, o), p, t0),
-      new Stage(STAGE_TIMING.annealing, (q, o) => this.annealing(q, o), p, t0),
+      new Stage(STAGE_TIMING.furnace, (o) => this.furnace(model.state, model.process, o), t0),
+      new Stage(STAGE_TIMING.forming, (o) => this.forming(model.state, model.process, o), t0),
+      new Stage(STAGE_TIMING.annealing, (o) => this.annealing(model.state, model.process, o), t0),
     ];
     this.combine();
   }
@@ -198,11 +178,7 @@ export class DefectModel {
   step(dtMs: number, out: InspectionEvent[]): void {
     const proc = this.model.process;
     const t = this.model.now();
-    this.furnaceT.update(proc.furnaceTemperature.value, dtMs);
-    this.batch.update(proc.batchFlow.value, dtMs);
-    this.belt.update(proc.beltSpeed.value, dtMs);
-    this.formingPressure.update(proc.formingPressure.value, dtMs);
-    for (const s of this.stages) s.update(proc, t, dtMs);
+    for (const s of this.stages) s.update(t, dtMs);
     this.combine();
 
     // Items reach the camera at a rate proportional to belt speed; each crossing of a whole item is one event.
@@ -259,52 +235,56 @@ export class DefectModel {
     return { item_id: this.nextItemId++, ts, defects, ok: defects.length === 0 };
   }
 
-  // --- DOMAIN.md causal rules, one stage each ---
+  // --- causes, one stage each (DOMAIN.md's taxonomy, driven by the line model's process states) ---
 
-  private furnace(p: ProcessChannels, o: Float64Array): void {
-    const T = p.furnaceTemperature.value;
-    // Too cold: no degassing (bubbles), incomplete melting (cord), unmelted batch (stones).
-    const cold = excess((1450 - T) / 25);
-    o[BUBBLE]! += 0.04 * cold;
-    o[CLOUD]! += 0.02 * cold;
-    o[STONE]! += 0.015 * cold;
-    o[CRACK]! += 0.03 * excess((T - 1600) / 50);
-    // Too hot: the gob is too fluid to hold its shape (VFT viscosity at the gob temperature).
-    o[DEFORM]! += 0.02 * excess((2.4 - viscosityLog10(T - GOB_BELOW_MELT_C)) / 0.3);
-    const o2 = p.o2.value;
-    o[BUBBLE]! += 0.01 * excess((o2 - 5) / 0.5);
-    o[CLOUD]! += 0.02 * excess((3 - o2) / 0.5);
+  /**
+   * Melt quality, from the throat onward: seeds left by refining (bubbles, relative to the nominal seed density),
+   * unmelted batch carried over (stones; cords, i.e. cloudiness), and DOMAIN's furnace rules the states do not
+   * cover (O2 < 3 % and low crown pressure: reducing, unstable combustion → cords; melt swings → cords; > 1600 °C
+   * → refractory attack and checks).
+   */
+  private furnace(s: Readonly<ProcessState>, p: ProcessChannels, o: Float64Array): void {
+    o[BUBBLE]! += BASE_DEFECT_RATE.bubble * (s.seedIndex - 1);
+    const u = s.unmeltedIndex;
+    o[STONE]! += 0.001 * (u - 1) + 0.004 * excess(u - 3);
+    o[CLOUD]! += 0.005 * excess(u - 3);
+    o[CLOUD]! += 0.02 * excess((3 - p.o2.value) / 0.5);
     o[CLOUD]! += 0.01 * excess((10 - p.furnacePressure.value) / 3);
-    o[CLOUD]! += 0.01 * excess((Math.abs(T - this.furnaceT.value) - 10) / 10);
-    o[STONE]! += 0.02 * excess((Math.abs(p.batchFlow.value - this.batch.value) - 150) / 200);
+    o[CLOUD]! += 0.01 * excess((s.meltSwingC - 10) / 10);
+    o[CRACK]! += 0.03 * excess((s.meltTemperatureC - 1600) / 50);
   }
 
-  private forming(p: ProcessChannels, o: Float64Array): void {
-    const belt = p.beltSpeed.value;
-    const over170 = excess((belt - 170) / 20);
-    const over180 = excess((belt - 180) / 20);
-    o[DEFORM]! += 0.06 * over180;
-    o[CHIP]! += 0.03 * over170;
-    o[BUBBLE]! += 0.01 * over180;
-    o[SCRATCH]! += 0.01 * over170 + 0.02 * excess((Math.abs(belt - this.belt.value) - 5) / 10);
+  /**
+   * Forming and handling: sag and wall distribution (deformation), chilled-mold checks, excessive pressure, air
+   * trapped by pressure swings and fast cycles (bubbles), handling impacts (chips, scratches), hot-mold swabbing
+   * and condensation (stains).
+   */
+  private forming(s: Readonly<ProcessState>, p: ProcessChannels, o: Float64Array): void {
+    // Deformation: log10 of the deformation index past log10(8) (≈ 180 m/min at nominal mold and gob), and walls
+    // more than twice as uneven as nominal (a chilled mold, a cold gob, low pressure).
+    const spreadRatio = s.wallSpread / NOMINAL_SPREAD;
+    o[DEFORM]! += 0.05 * excess((Math.log10(Math.max(s.deformationIndex, 1e-9)) - 0.9) / 0.35);
+    o[DEFORM]! += 0.02 * excess(spreadRatio - 2);
+    const h = s.handlingIndex;
+    o[CHIP]! += 0.03 * excess((h - HANDLING_170) / 0.3);
+    o[SCRATCH]! += 0.01 * excess((h - HANDLING_170) / 0.3) + 0.02 * excess((s.beltSpikeMMin - 5) / 10);
+    o[BUBBLE]! += 0.01 * excess((p.beltSpeed.value - 180) / 20);
+    o[BUBBLE]! += 0.03 * excess((s.formingPressureSwingMPa - 15) / 10);
     const mold = p.moldTemperature.value;
-    const under280 = excess((280 - mold) / 20);
-    o[CRACK]! += 0.04 * under280;
-    o[DEFORM]! += 0.04 * under280 + 0.04 * excess((mold - 400) / 20);
+    o[CRACK]! += 0.04 * excess((280 - mold) / 20);
     o[CHIP]! += 0.03 * excess((300 - mold) / 20);
     o[STAIN]! += 0.03 * excess((mold - 350) / 20);
-    const fp = p.formingPressure.value;
-    const swing = Math.abs(fp - this.formingPressure.value);
-    o[CRACK]! += 0.03 * excess((fp - 65) / 10);
-    o[BUBBLE]! += 0.03 * excess((swing - 15) / 10);
-    o[DEFORM]! += 0.02 * excess((swing - 10) / 10);
-    o[STAIN]! += 0.03 * excess((p.humidity.value - 70) / 10);
+    o[CRACK]! += 0.03 * excess((p.formingPressure.value - 65) / 10);
+    o[STAIN]! += 0.03 * excess((s.humidityPct - 70) / 10);
   }
 
-  private annealing(p: ProcessChannels, o: Float64Array): void {
+  /**
+   * Annealing: items crack when the residual stress frozen in by the lehr (σ = E·α·ΔT/(1 − ν)) approaches the
+   * 50 MPa strength (three-parameter Weibull, physics.ts), and above 7 °C/min (DOMAIN), where surface checks from
+   * forming and handling grow under the transient cooling stress.
+   */
+  private annealing(s: Readonly<ProcessState>, p: ProcessChannels, o: Float64Array): void {
+    o[CRACK]! += crackProbability(s.residualStressMPa);
     o[CRACK]! += 0.08 * excess(p.coolingRate.value - 7);
-    // Residual stress from a lehr profile away from 600/550/500 °C.
-    const dev = Math.max(Math.abs(p.zone1.value - 600), Math.abs(p.zone2.value - 550), Math.abs(p.zone3.value - 500));
-    o[CRACK]! += 0.02 * excess((dev - 10) / 10);
   }
 }

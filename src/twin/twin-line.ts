@@ -5,7 +5,7 @@ import { throwIfAborted } from "../core/service.js";
 import type { InspectionEvent, RawSample } from "../core/types.js";
 import type { ActuatorSink, InspectionSource, SampleSink, SampleSource, WriteResult } from "../ingest/ports.js";
 import { DefectModel } from "./defect-model.js";
-import { LineModel } from "./line-model.js";
+import { LineModel, type LinePhysicsOptions } from "./line-model.js";
 
 /** Options of {@link TwinLine}. */
 export interface TwinLineOptions {
@@ -28,6 +28,8 @@ export interface TwinLineOptions {
   maxStepsPerTick?: number;
   /** Most samples per batch handed to the sink. Default 5000. */
   maxBatchSize?: number;
+  /** Line-specific physics figures (cullet share, wall thickness); defaults are DOMAIN.md's typical line. */
+  physics?: LinePhysicsOptions;
   /**
    * Last sequence number already delivered (e.g. `store.lastSeq("twin")`), so a restarted twin continues the
    * sequence instead of repeating numbers the store would count as duplicates. Default 0.
@@ -58,6 +60,8 @@ export interface TwinStats {
   handlerErrors: number;
   /** Simulated time skipped because real-time mode fell too far behind (slow sink or slow host). */
   skippedSimMs: number;
+  /** Samples not produced because their sensor was in a dropout fault. */
+  droppedSamples: number;
 }
 
 /** How long `stop()` waits for a batch already handed to the sink. */
@@ -107,6 +111,7 @@ export class TwinLine implements SampleSource, InspectionSource, ActuatorSink {
     defectiveItems: 0,
     handlerErrors: 0,
     skippedSimMs: 0,
+    droppedSamples: 0,
   };
 
   constructor(opts: TwinLineOptions) {
@@ -124,7 +129,12 @@ export class TwinLine implements SampleSource, InspectionSource, ActuatorSink {
     this.maxStepsPerTick = Math.max(1, Math.floor(opts.maxStepsPerTick ?? 5000));
     this.maxBatchSize = Math.max(1, Math.floor(opts.maxBatchSize ?? 5000));
     const startTs = opts.startTs ?? Math.floor(this.clock.now() / 1000) * 1000;
-    this.model = new LineModel({ tags: this.tags.slice(), seed: opts.seed, startTs });
+    this.model = new LineModel({
+      tags: this.tags.slice(),
+      seed: opts.seed,
+      startTs,
+      ...(opts.physics ? { physics: opts.physics } : {}),
+    });
     this.defects = new DefectModel(this.model, { seed: opts.seed, itemsPerMin: opts.itemsPerMin });
     // Each tag samples on its own grid, first at the start (the line's state when the twin comes up).
     this.nextDue = new Float64Array(this.tags.length).fill(startTs);
@@ -243,14 +253,13 @@ export class TwinLine implements SampleSource, InspectionSource, ActuatorSink {
         const tag = this.tags[i]!.id;
         for (; due <= t; due += period) {
           const frac = due <= tPrev ? 0 : (due - tPrev) / dt;
-          samples.push({
-            tag,
-            ts: due,
-            value: model.measure(i, frac),
-            quality: "good",
-            source: this.id,
-            seq: ++this.seq,
-          });
+          const value = model.readSensor(i, frac);
+          // A sensor in dropout sends nothing (no sample, no sequence number), as a silent field device would.
+          if (value === undefined) {
+            this.counters.droppedSamples++;
+            continue;
+          }
+          samples.push({ tag, ts: due, value, quality: "good", source: this.id, seq: ++this.seq });
         }
         this.nextDue[i] = due;
       }
