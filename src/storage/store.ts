@@ -183,7 +183,7 @@ export class Store implements Service {
     try {
       mkdirSync(path, { recursive: true });
       env = open(path, {
-        maxDbs: 16,
+        maxDbs: 32,
         mapSize: this.storage.map_size_bytes,
         // See the class comment: without this the write promise resolves before the fsync.
         overlappingSync: false,
@@ -223,6 +223,26 @@ export class Store implements Service {
     await env.close();
     this.knownTags.clear();
     this.log.info({ path: this.path }, "storage closed");
+  }
+
+  /**
+   * A named database of its own in the same environment (and so in the same fsync'd transactions), for a
+   * capability that keeps durable data beside the samples: an outbound queue, frame metadata, a replay buffer.
+   * Names are prefixed with `x:` so they never collide with the store's own. A write through it is durable when its
+   * promise resolves, as for samples. Available only while the store is open.
+   */
+  openDatabase<V = unknown, K extends Key = Key>(
+    name: string,
+    opts: { encoding?: "json" | "msgpack" | "binary" } = {},
+  ): Database<V, K> {
+    if (!/^[a-z][a-z0-9_.-]{0,47}$/.test(name))
+      throw new GlassdError(`invalid database name "${name}"`, { code: "bad_db_name" });
+    return this.requireOpen().openDB<V, K>(`x:${name}`, { encoding: opts.encoding ?? "msgpack" });
+  }
+
+  /** Runs `fn` inside one write transaction of the environment (all puts in it commit and fsync together). */
+  transaction<T>(fn: () => T): Promise<T> {
+    return this.requireOpen().transaction(fn);
   }
 
   // ── writes ────────────────────────────────────────────────────────────────────────────────────────────────────
