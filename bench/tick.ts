@@ -73,7 +73,7 @@ const parts = await wireParts(config, { logs, metrics, safeMode: false, signal: 
 let pipeline: Pipeline | undefined;
 
 try {
-  const twin = parts.source;
+  const twin = parts.sources[0];
   if (!(twin instanceof TwinLine)) throw new Error("expected wireParts to build the twin (source.type twin)");
   const p = new Pipeline(config, parts.ports, parts.clock, metrics, logs.child("pipeline"));
   pipeline = p;

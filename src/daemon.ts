@@ -101,13 +101,13 @@ export class Daemon {
       safeMode,
     );
     this.pipeline = pipeline;
-    parts.source?.attach(pipeline.sink);
+    for (const source of parts.sources) source.attach(pipeline.sink);
     parts.inspections?.onInspection(pipeline.onInspection);
     await pipeline.start(signal);
     this.started.push(pipeline);
-    if (parts.source) {
-      await parts.source.start(signal);
-      this.started.push(parts.source);
+    for (const source of parts.sources) {
+      await source.start(signal);
+      this.started.push(source);
       throwIfAborted(signal);
     }
 

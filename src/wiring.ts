@@ -9,6 +9,7 @@ import type { Service } from "./core/service.js";
 import { FeatureStage } from "./features/index.js";
 import type { Metrics } from "./health/metrics.js";
 import type { InspectionSource, SampleSource } from "./ingest/ports.js";
+import { type Adapter, buildAdapters } from "./ingest/sources.js";
 import { REJECT_REASONS, Validator } from "./ingest/validate.js";
 import type { PipelinePorts } from "./pipeline/ports.js";
 import { Store } from "./storage/index.js";
@@ -20,7 +21,8 @@ export interface Parts {
   /** Already started here (in this order); the daemon stops them in reverse, after the pipeline. */
   started: Service[];
   ports: PipelinePorts;
-  source: SampleSource | undefined;
+  /** Line sources (the twin, or the enabled plant adapters); the daemon attaches and starts them after the pipeline. */
+  sources: SampleSource[];
   inspections: InspectionSource | undefined;
   auth: ApiDeps["auth"];
   quarantine: ApiDeps["quarantine"];
@@ -40,7 +42,7 @@ interface WireContext {
 /**
  * Builds the line source, storage, validation, features, auth and the WebSocket hub from config, and registers
  * their counters with the metrics registry. The only place that knows which implementation backs each port
- * (the twin today; OPC UA, MQTT and serial adapters later, switched on `source.type`).
+ * (the twin, or the plant adapters of src/ingest/sources.ts, switched on `source.type`).
  */
 export async function wireParts(config: Config, ctx: WireContext): Promise<Parts> {
   // Line time is the twin's simulated time when the twin is the line (it may run faster than real time):
@@ -79,6 +81,19 @@ async function buildOnStore(
     );
   }
   const twin = line.twin;
+  if (twin && config.twin.scenario) {
+    // A scenario that does not load is a config error: loadScenario names the file, event and field.
+    const { loadScenario, ScenarioRunner } = await import("./twin/scenario/index.js");
+    const scenario = loadScenario(config.twin.scenario, config.tags);
+    new ScenarioRunner(scenario, { loop: config.twin.scenario_loop && (scenario.duration_hours ?? 0) > 0 }).attach(
+      twin,
+    );
+    logs.child("twin").info({ scenario: scenario.name, loop: config.twin.scenario_loop }, "scenario attached");
+  }
+  const adapters: Adapter[] =
+    !ctx.safeMode && config.source.type === "plant" ? await buildAdapters({ config, store, clock, logs }) : [];
+  if (config.source.type === "plant" && adapters.length === 0 && !ctx.safeMode)
+    logs.child("ingest").warn("source.type is plant but no adapter is enabled: only API input will arrive");
   const validator = new Validator(config.tags, config.validation, clock);
   for (const t of config.tags) {
     const last = store.latest(t.id);
@@ -107,7 +122,7 @@ async function buildOnStore(
     logger: logs.child("ws"),
   });
 
-  registerMetrics(metrics, validator, store, hub, twin);
+  registerMetrics(metrics, validator, store, hub, twin, adapters);
 
   const guard = accessGuard(auth);
   let lastFailed = 0;
@@ -118,7 +133,7 @@ async function buildOnStore(
     clock,
     started,
     ports: { validator, store, features, publish: (type, data) => void hub.broadcast(type, data) },
-    source: twin,
+    sources: twin ? [twin] : adapters.map((a) => a.source),
     inspections: twin,
     auth: {
       guard: (access) => guard(access) as unknown as MiddlewareHandler,
@@ -154,6 +169,7 @@ async function buildOnStore(
           detail: `twin at ${new Date(t.simTs).toISOString()}, ${t.samples} samples, ${t.sinkErrors} sink errors`,
         };
       }
+      for (const a of adapters) out[`source:${a.source.id}`] = a.check();
       return out;
     },
   };
@@ -165,6 +181,7 @@ function registerMetrics(
   store: Store,
   hub: WsHub,
   twin: TwinLine | undefined,
+  adapters: readonly Adapter[],
 ): void {
   metrics.counterFrom(
     "glassd_samples_validated_total",
@@ -209,4 +226,16 @@ function registerMetrics(
     metrics.counterFrom("glassd_twin_samples_total", "Samples emitted by the digital twin.", [], () => [
       [{}, twin.stats().samples],
     ]);
+  if (adapters.length)
+    metrics.gaugeFrom(
+      "glassd_source_counter",
+      "Plant adapter counters (connection state, frames, gaps, reconnects…), by source and counter name.",
+      ["source", "counter"],
+      () =>
+        adapters.flatMap((a) =>
+          Object.entries(a.counters()).map(
+            ([counter, v]) => [{ source: a.source.id, counter }, v] as [Record<string, string>, number],
+          ),
+        ),
+    );
 }

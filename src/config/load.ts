@@ -4,6 +4,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { parse as parseDotenv } from "dotenv";
 import { parse as parseYaml } from "yaml";
 import type { Issue } from "../core/errors.js";
+import { loadScenario, ScenarioError } from "../twin/scenario/index.js";
 import { type Config, ConfigSchema } from "./schema.js";
 import { defaultConfig, validateConfig } from "./validate.js";
 
@@ -89,7 +90,12 @@ export function loadConfig(opts: LoadOptions = {}): LoadResult {
 
   if (issues.length === 0) {
     const r = validateConfig(merged);
-    if (r.ok) return { config: r.config, issues: [], safeMode: false, files };
+    if (r.ok) {
+      const semantic = crossChecks(r.config, cwd);
+      if (semantic.length === 0) return { config: r.config, issues: [], safeMode: false, files };
+      issues.push(...semantic.map((i) => ({ path: i.path, message: `${i.message}${originNote(i.path, origins)}` })));
+      return { config: safeModeConfig(merged), issues, safeMode: true, files };
+    }
     for (const i of r.issues) issues.push({ path: i.path, message: `${i.message}${originNote(i.path, origins)}` });
   }
   return { config: safeModeConfig(merged), issues, safeMode: true, files };
@@ -229,4 +235,25 @@ function safeModeConfig(merged: Record<string, unknown>): Config {
   const config = r.ok ? r.config : defaultConfig();
   config.source.type = "none";
   return config;
+}
+
+/**
+ * Checks a schema-valid config cannot express in JSON Schema: the twin's scenario must load against this tag
+ * dictionary (a broken scenario file is a config error and starts safe mode, naming the scenario's own field).
+ */
+function crossChecks(config: Config, cwd: string): Issue[] {
+  const out: Issue[] = [];
+  const ref = config.twin.scenario;
+  if (ref && config.source.type === "twin") {
+    const looksLikePath = ref.includes("/") || ref.includes("\\") || extname(ref) !== "";
+    try {
+      // Relative paths are taken from the working directory, like every other path in the config.
+      loadScenario(looksLikePath ? resolve(cwd, ref) : ref, config.tags);
+      if (looksLikePath) config.twin.scenario = resolve(cwd, ref);
+    } catch (err) {
+      const issues = err instanceof ScenarioError ? err.issues : [{ path: "/", message: (err as Error).message }];
+      for (const i of issues) out.push({ path: "/twin/scenario", message: `scenario ${ref}: ${i.path} ${i.message}` });
+    }
+  }
+  return out;
 }

@@ -192,10 +192,56 @@ export const ConfigSchema = Type.Object(
     ),
     source: section(
       {
-        type: Type.Union([Type.Literal("twin"), Type.Literal("none")], {
+        type: Type.Union([Type.Literal("twin"), Type.Literal("plant"), Type.Literal("none")], {
           default: "twin",
-          ...d("Where line data comes from: the embedded digital twin, or none (API input only)."),
+          ...d(
+            "Where line data comes from: the embedded digital twin; plant (the adapters below whose enabled is true, on real time); or none (API input only).",
+          ),
         }),
+        serial: section(
+          {
+            enabled: Type.Boolean({ default: false, ...d("Read the firmware bridge (firmware-bridge/PROTOCOL.md).") }),
+            path: Type.String({
+              default: "/dev/ttyACM0",
+              minLength: 1,
+              ...d("Serial device; prefer a stable /dev/serial/by-id/… path."),
+            }),
+            baud: Type.Integer({ default: 115_200, minimum: 1200, maximum: 4_000_000, ...d("Baud rate.") }),
+            device_id: Type.String({
+              default: "",
+              pattern: "^[A-Za-z0-9_.-]{0,32}$",
+              ...d("Expected device id; a device announcing another id is refused. Empty: accept the first seen."),
+            }),
+            handshake_timeout_ms: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000, ...d("HELLO wait.") }),
+            command_timeout_ms: Type.Integer({
+              default: 1000,
+              minimum: 10,
+              maximum: 60_000,
+              ...d("Command ACK wait."),
+            }),
+            watchdog_factor: Type.Number({
+              default: 3,
+              minimum: 1.5,
+              maximum: 100,
+              ...d("The link is dead after this many heartbeat periods without a frame."),
+            }),
+            time_sync_interval_ms: Type.Integer({
+              default: 30_000,
+              minimum: 1000,
+              maximum: 3_600_000,
+              ...d("TIME_SYNC period."),
+            }),
+            retry: section(
+              {
+                initial_delay_ms: Type.Integer({ default: 250, minimum: 10, ...d("First reconnect delay.") }),
+                max_delay_ms: Type.Integer({ default: 10_000, minimum: 10, ...d("Longest reconnect delay.") }),
+                jitter: Type.Number({ default: 0.2, minimum: 0, maximum: 1, ...d("Random ± fraction of each delay.") }),
+              },
+              "Reconnect backoff (exponential with jitter).",
+            ),
+          },
+          "Serial firmware bridge (source.type plant). Tags map through tags[].sources.serial.channel.",
+        ),
       },
       "Line data source.",
     ),
@@ -209,6 +255,16 @@ export const ConfigSchema = Type.Object(
           minimum: 1,
           maximum: 600,
           ...d("Items inspected per minute at nominal belt speed."),
+        }),
+        scenario: Type.String({
+          default: "",
+          ...d(
+            "Scenario the twin plays: a built-in name (glassd twin scenario list) or a YAML/JSON file. Empty: steady state.",
+          ),
+        }),
+        scenario_loop: Type.Boolean({
+          default: true,
+          ...d("Start the scenario over after its duration_hours (a demo that runs for days)."),
         }),
       },
       "Digital twin used as the line when source.type is twin.",

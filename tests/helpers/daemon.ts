@@ -24,7 +24,9 @@ export const USERS: Readonly<Record<Role, { username: string; password: string }
 
 export interface HarnessOptions {
   /** Line source; `none` means the only data is what a test posts (and line time is real time). Default `none`. */
-  source?: "twin" | "none";
+  source?: "twin" | "plant" | "none";
+  /** A config file (YAML or JSON) loaded below the `cli` settings, e.g. for a tag dictionary. */
+  configFile?: string;
   /** `pipeline.tick_interval_ms`; default 200. */
   tickIntervalMs?: number;
   /** More `--set` style settings (dotted path → text), applied last; may make the config invalid (safe mode). */
@@ -86,6 +88,7 @@ export class TestDaemon {
       writeFileSync(pwFile, `${ADMIN_PASSWORD}\n`, { mode: 0o600 });
       const load = loadConfig({
         env: {},
+        ...(opts.configFile ? { configFile: opts.configFile } : {}),
         // No ./.env of the repo (or of whoever runs the tests) may leak into the test config.
         cwd: dir,
         cli: {

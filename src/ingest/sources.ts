@@ -1,0 +1,75 @@
+import type { Config } from "../config/index.js";
+import type { Clock } from "../core/clock.js";
+import type { createLogger } from "../core/logger.js";
+import type { Store } from "../storage/index.js";
+import type { SampleSource } from "./ports.js";
+
+/*
+ * The plant adapters glassd reads when `source.type` is `plant`: each enabled section of `source.*` becomes one
+ * SampleSource. Adapters are imported lazily so a daemon on the twin never loads serialport or node-opcua.
+ */
+
+/** One running adapter with what health and metrics need from it. */
+export interface Adapter {
+  source: SampleSource;
+  /** `ok` false while the adapter cannot deliver (disconnected, handshake failing); `detail` says why. */
+  check(): { ok: boolean; detail: string };
+  /** Flat numeric counters (snake_case) exported as `glassd_source_counter{source,counter}`. */
+  counters(): Record<string, number>;
+}
+
+interface AdapterContext {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  logs: ReturnType<typeof createLogger>;
+}
+
+/** Builds the adapters enabled in `config.source`. Throws a GlassdError when an adapter cannot be built. */
+export async function buildAdapters(ctx: AdapterContext): Promise<Adapter[]> {
+  const { config } = ctx;
+  const out: Adapter[] = [];
+  if (config.source.serial.enabled) out.push(await serialAdapter(ctx));
+  return out;
+}
+
+function numericCounters(stats: object): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(stats)) {
+    if (typeof v === "number" && Number.isFinite(v)) out[k] = v;
+    else if (typeof v === "boolean") out[k] = v ? 1 : 0;
+  }
+  return out;
+}
+
+async function serialAdapter(ctx: AdapterContext): Promise<Adapter> {
+  const s = ctx.config.source.serial;
+  const { SerialBridgeSource } = await import("./serial/index.js");
+  const source = new SerialBridgeSource({
+    path: s.path,
+    baudRate: s.baud,
+    ...(s.device_id ? { deviceId: s.device_id } : {}),
+    tags: ctx.config.tags,
+    logger: ctx.logs.child("serial"),
+    clock: ctx.clock,
+    state: ctx.store,
+    retry: { initialDelayMs: s.retry.initial_delay_ms, maxDelayMs: s.retry.max_delay_ms, jitter: s.retry.jitter },
+    handshakeTimeoutMs: s.handshake_timeout_ms,
+    commandTimeoutMs: s.command_timeout_ms,
+    watchdogFactor: s.watchdog_factor,
+    timeSyncIntervalMs: s.time_sync_interval_ms,
+  });
+  return {
+    source,
+    check: () => {
+      const st = source.stats();
+      return {
+        ok: st.connected,
+        detail: st.connected
+          ? `${s.path}: ${st.samples_durable} samples durable, ${st.gaps} gaps, ${st.bad_crc} bad CRC`
+          : `${s.path}: not connected (${st.connect_failures} connect failures, ${st.handshake_failures} handshake failures)`,
+      };
+    },
+    counters: () => numericCounters(source.stats()),
+  };
+}
