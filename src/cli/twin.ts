@@ -20,6 +20,10 @@ const COMMANDS: Record<string, TwinCommand> = {
     summary: "vectorised RL environments over stdin/stdout (src/twin/gym/PROTOCOL.md)",
     load: () => import("../twin/gym/cli.js"),
   },
+  dataset: {
+    summary: "write training data: sensors, features + labels, graphs, items, images (--out DIR --hours H --seed S)",
+    load: () => import("../twin/dataset/cli.js"),
+  },
   scenario: {
     summary: "named event scripts for the twin: list | check FILE | run NAME|FILE --hours H [--seed S]",
     load: () => import("../twin/scenario/cli.js"),

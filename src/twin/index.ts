@@ -29,3 +29,4 @@ export {
 export { ANNEALING, BATCH, FOREHEARTH, FORMING, FURNACE, NOMINAL, REFINING } from "./physics.js";
 export { Rng } from "./rng.js";
 export { TwinLine, type TwinLineOptions, type TwinOutput, type TwinStats, twinOptionsFromConfig } from "./twin-line.js";
+export { TWIN_VERSION } from "./version.js";
