@@ -4,6 +4,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { type ApiDeps, createApp, type HealthReport } from "./api/app.js";
+import { createFramesApp, FRAME_ROUTE_SPECS } from "./api/frames-routes.js";
 import type { LoadResult } from "./config/index.js";
 import type { Issue } from "./core/errors.js";
 import { createLogger, type Logger } from "./core/logger.js";
@@ -124,7 +125,9 @@ export class Daemon {
       wsStats: () => parts.hub.stats() as unknown as Record<string, unknown>,
       samples: parts.samples,
     };
-    const { app } = createApp(deps);
+    const { app, routes } = createApp(deps);
+    app.route("/", createFramesApp({ intake: parts.frames, guard: parts.auth.guard }));
+    routes.specs.push(...FRAME_ROUTE_SPECS);
     this.server = await listen(app.fetch, config.server, signal);
     parts.hub.attach(this.server as Server);
     throwIfAborted(signal);

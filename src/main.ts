@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { ACCOUNTS_HELP, runAccountCommand } from "./cli/accounts.js";
+import { PKI_HELP, runPkiCommand } from "./cli/pki.js";
 import { runTwinCommand, twinHelp } from "./cli/twin.js";
 import { loadConfig } from "./config/index.js";
 import { Daemon } from "./daemon.js";
@@ -33,6 +34,7 @@ Options:
   --shutdown-timeout MS    bound on a clean shutdown (default 10000)
 
 ${ACCOUNTS_HELP}
+${PKI_HELP}
 
 Digital twin:
 ${twinHelp()}
@@ -93,7 +95,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const accounts = command === "user" || command === "api-key";
-  if (args.extra.length && !accounts) {
+  if (args.extra.length && !accounts && command !== "pki") {
     process.stderr.write(`glassd: unexpected argument "${args.extra[0]}"\n`);
     return 2;
   }
@@ -142,10 +144,22 @@ async function main(argv: string[]): Promise<number> {
         (s) => process.stdout.write(`${s}\n`),
         (s) => process.stderr.write(`${s}\n`),
       );
+    case "pki":
+      if (load.issues.length) {
+        process.stderr.write(`configuration is invalid; run 'glassd check-config'\n`);
+        return 1;
+      }
+      return runPkiCommand(
+        { dataDir: load.config.data_dir, pkiDir: load.config.source.opcua.pki_dir, words: args.extra },
+        (s) => process.stdout.write(`${s}\n`),
+        (s) => process.stderr.write(`${s}\n`),
+      );
     case "run":
       return run(load, shutdownTimeoutMs);
     default:
-      process.stderr.write(`glassd: unknown command "${command}" (valid: run, check-config, user, api-key)\n`);
+      process.stderr.write(
+        `glassd: unknown command "${command}" (valid: run, check-config, user, api-key, pki, twin)\n`,
+      );
       return 2;
   }
 }

@@ -8,6 +8,7 @@ import type { createLogger } from "./core/logger.js";
 import type { Service } from "./core/service.js";
 import { FeatureStage } from "./features/index.js";
 import type { Metrics } from "./health/metrics.js";
+import type { FrameIntake } from "./ingest/frames/index.js";
 import type { InspectionSource, SampleSource } from "./ingest/ports.js";
 import { type Adapter, buildAdapters } from "./ingest/sources.js";
 import { REJECT_REASONS, Validator } from "./ingest/validate.js";
@@ -24,6 +25,8 @@ export interface Parts {
   /** Line sources (the twin, or the enabled plant adapters); the daemon attaches and starts them after the pipeline. */
   sources: SampleSource[];
   inspections: InspectionSource | undefined;
+  /** MIK-1 frame intake (watched directory + HTTP push) when frames.enabled; already started. */
+  frames: FrameIntake | undefined;
   auth: ApiDeps["auth"];
   quarantine: ApiDeps["quarantine"];
   samples: ApiDeps["samples"];
@@ -94,6 +97,19 @@ async function buildOnStore(
     !ctx.safeMode && config.source.type === "plant" ? await buildAdapters({ config, store, clock, logs }) : [];
   if (config.source.type === "plant" && adapters.length === 0 && !ctx.safeMode)
     logs.child("ingest").warn("source.type is plant but no adapter is enabled: only API input will arrive");
+  let frames: FrameIntake | undefined;
+  if (config.frames.enabled && !ctx.safeMode) {
+    const { FrameIntake } = await import("./ingest/frames/index.js");
+    frames = new FrameIntake({
+      config: config.frames,
+      dataDir: config.data_dir,
+      store,
+      clock,
+      logger: logs.child("frames"),
+    });
+    await frames.start(ctx.signal);
+    started.push(frames);
+  }
   const validator = new Validator(config.tags, config.validation, clock);
   for (const t of config.tags) {
     const last = store.latest(t.id);
@@ -123,6 +139,13 @@ async function buildOnStore(
   });
 
   registerMetrics(metrics, validator, store, hub, twin, adapters);
+  if (frames) {
+    const f = frames;
+    metrics.counterFrom("glassd_frames_rejected_total", "MIK-1 frames rejected, by reason.", ["reason"], () =>
+      Object.entries(f.stats().rejected).map(([reason, n]) => [{ reason }, n]),
+    );
+    metrics.counterFrom("glassd_frames_received_total", "MIK-1 frames received.", [], () => [[{}, f.stats().received]]);
+  }
 
   const guard = accessGuard(auth);
   let lastFailed = 0;
@@ -135,6 +158,7 @@ async function buildOnStore(
     ports: { validator, store, features, publish: (type, data) => void hub.broadcast(type, data) },
     sources: twin ? [twin] : adapters.map((a) => a.source),
     inspections: twin,
+    frames,
     auth: {
       guard: (access) => guard(access) as unknown as MiddlewareHandler,
       login: (u, p, ip) => auth.login(u, p, ip),

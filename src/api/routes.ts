@@ -2,7 +2,7 @@ import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { Ajv } from "ajv";
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { ajvIssues } from "../config/validate.js";
+import { ajvIssues } from "../core/ajv-issues.js";
 import { ValidationError } from "../core/errors.js";
 
 export type Role = "viewer" | "operator" | "engineer" | "admin";

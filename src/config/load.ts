@@ -3,7 +3,10 @@ import { extname, resolve } from "node:path";
 import type { TSchema } from "@sinclair/typebox";
 import { parse as parseDotenv } from "dotenv";
 import { parse as parseYaml } from "yaml";
-import type { Issue } from "../core/errors.js";
+import { type Issue, ValidationError } from "../core/errors.js";
+import { framesConfigIssues } from "../ingest/frames/config.js";
+import { modbusConfigIssues } from "../ingest/modbus/config.js";
+import { checkSettings, nodeIdSyntaxOk, settingsFromConfig } from "../ingest/opcua/config.js";
 import { loadScenario, ScenarioError } from "../twin/scenario/index.js";
 import { type Config, ConfigSchema } from "./schema.js";
 import { defaultConfig, validateConfig } from "./validate.js";
@@ -253,6 +256,24 @@ function crossChecks(config: Config, cwd: string): Issue[] {
     } catch (err) {
       const issues = err instanceof ScenarioError ? err.issues : [{ path: "/", message: (err as Error).message }];
       for (const i of issues) out.push({ path: "/twin/scenario", message: `scenario ${ref}: ${i.path} ${i.message}` });
+    }
+  }
+  if (config.frames.enabled) out.push(...framesConfigIssues(config.frames));
+  const modbus = config.source.modbus;
+  if (config.source.type === "plant" && modbus?.enabled) {
+    out.push(...modbusConfigIssues(modbus));
+    const known = new Set(config.tags.map((t) => t.id));
+    modbus.tags.forEach((t, i) => {
+      if (!known.has(t.tag))
+        out.push({ path: `/source/modbus/tags/${i}/tag`, message: `"${t.tag}" is not in the tag dictionary` });
+    });
+  }
+  if (config.source.type === "plant" && config.source.opcua.enabled) {
+    try {
+      checkSettings(settingsFromConfig(config.source.opcua, config.data_dir), config.tags, nodeIdSyntaxOk);
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      out.push(...err.issues);
     }
   }
   return out;

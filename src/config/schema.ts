@@ -1,4 +1,7 @@
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { FramesConfigSchema } from "../ingest/frames/config.js";
+import { ModbusConfigSchema } from "../ingest/modbus/config.js";
+import { OpcuaSectionSchema } from "../ingest/opcua/config.js";
 
 /*
  * The one configuration schema. It gives the TypeScript type (`Config`), the JSON Schema written to
@@ -242,9 +245,12 @@ export const ConfigSchema = Type.Object(
           },
           "Serial firmware bridge (source.type plant). Tags map through tags[].sources.serial.channel.",
         ),
+        opcua: OpcuaSectionSchema,
+        modbus: Type.Optional(ModbusConfigSchema),
       },
       "Line data source.",
     ),
+    frames: FramesConfigSchema,
     twin: section(
       {
         seed: Type.Integer({ default: 42, ...d("Random seed; the same seed gives the same line.") }),

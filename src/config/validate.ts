@@ -1,42 +1,13 @@
-import { Ajv, type ErrorObject } from "ajv";
+import { Ajv } from "ajv";
+import { ajvIssues } from "../core/ajv-issues.js";
 import type { Issue } from "../core/errors.js";
 import { DEFAULT_TAGS } from "./default-tags.js";
 import { type Config, ConfigSchema } from "./schema.js";
 
+export { ajvIssues };
+
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const check = ajv.compile(ConfigSchema);
-
-/** Turns ajv errors into issues that name the path and say what is wrong in words. */
-export function ajvIssues(errors: ErrorObject[] | null | undefined): Issue[] {
-  const out: Issue[] = [];
-  for (const e of errors ?? []) {
-    const path = e.instancePath || "/";
-    switch (e.keyword) {
-      case "additionalProperties":
-        out.push({
-          path: `${e.instancePath}/${(e.params as { additionalProperty: string }).additionalProperty}`,
-          message: "unknown key",
-        });
-        break;
-      case "anyOf":
-        // Union of literals: the individual const errors already say more; keep one summary line.
-        out.push({ path, message: "must be one of the allowed values" });
-        break;
-      case "const":
-        break;
-      default:
-        out.push({ path, message: e.message ?? e.keyword });
-    }
-  }
-  // A union of literals yields one const error per member plus one anyOf: keep unique lines.
-  const seen = new Set<string>();
-  return out.filter((i) => {
-    const k = `${i.path} ${i.message}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
-}
 
 /**
  * Validates `raw` against the schema, filling defaults in place, and checks cross-field rules the schema cannot

@@ -2,6 +2,7 @@ import type { Config } from "../config/index.js";
 import type { Clock } from "../core/clock.js";
 import type { createLogger } from "../core/logger.js";
 import type { Store } from "../storage/index.js";
+import type { ModbusConfig } from "./modbus/config.js";
 import type { SampleSource } from "./ports.js";
 
 /*
@@ -29,7 +30,9 @@ interface AdapterContext {
 export async function buildAdapters(ctx: AdapterContext): Promise<Adapter[]> {
   const { config } = ctx;
   const out: Adapter[] = [];
+  if (config.source.opcua.enabled) out.push(await opcuaAdapter(ctx));
   if (config.source.serial.enabled) out.push(await serialAdapter(ctx));
+  if (config.source.modbus?.enabled) out.push(await modbusAdapter(ctx, config.source.modbus));
   return out;
 }
 
@@ -40,6 +43,49 @@ function numericCounters(stats: object): Record<string, number> {
     else if (typeof v === "boolean") out[k] = v ? 1 : 0;
   }
   return out;
+}
+
+async function opcuaAdapter(ctx: AdapterContext): Promise<Adapter> {
+  const { OpcuaSource, settingsFromConfig } = await import("./opcua/index.js");
+  const source = new OpcuaSource({
+    ...settingsFromConfig(ctx.config.source.opcua, ctx.config.data_dir),
+    tags: ctx.config.tags,
+    logger: ctx.logs.child("opcua"),
+    clock: ctx.clock,
+    state: ctx.store,
+  });
+  return {
+    source,
+    counters: () => numericCounters(source.stats()),
+    check: () => {
+      const st = source.stats();
+      const stalled = st.stalled_items ? ` (${st.stalled_tags.join(", ")})` : "";
+      return {
+        ok: st.connected,
+        detail: st.connected
+          ? `${st.monitored_items} items, ${st.stalled_items} stalled${stalled}, ${st.gaps} gaps`
+          : `not connected: ${st.last_error ?? "connecting"}`,
+      };
+    },
+  };
+}
+
+async function modbusAdapter(ctx: AdapterContext, config: ModbusConfig): Promise<Adapter> {
+  const { ModbusRtuSource } = await import("./modbus/index.js");
+  const source = new ModbusRtuSource({ config, state: ctx.store, clock: ctx.clock, logger: ctx.logs.child("modbus") });
+  return {
+    source,
+    counters: () => numericCounters(source.stats()),
+    check: () => {
+      const st = source.stats();
+      return {
+        ok: st.connected,
+        detail: st.connected
+          ? `${config.path}: ${st.blocks} register blocks, ${st.exceptions_total} exceptions`
+          : `${config.path}: not connected`,
+      };
+    },
+  };
 }
 
 async function serialAdapter(ctx: AdapterContext): Promise<Adapter> {

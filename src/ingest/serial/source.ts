@@ -5,6 +5,7 @@ import type { TagConfig } from "../../config/schema.js";
 import { type Clock, realClock } from "../../core/clock.js";
 import { GlassdError } from "../../core/errors.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
+import { DEFAULT_RETRY, type RetryPolicy, retryDelay } from "../../core/retry.js";
 import { throwIfAborted } from "../../core/service.js";
 import type { RawSample, Quality as SampleQuality } from "../../core/types.js";
 import type { SampleSink, SampleSource } from "../ports.js";
@@ -27,7 +28,6 @@ import {
   ValueType,
 } from "./messages.js";
 import { RequestQueue, SerialRequestError } from "./requests.js";
-import { DEFAULT_RETRY, type RetryPolicy, retryDelay } from "./retry.js";
 import { type Cursor, type EpochRecord, type Gap, SequenceMapper } from "./sequence.js";
 
 /*

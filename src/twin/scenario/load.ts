@@ -6,7 +6,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_TAGS } from "../../config/default-tags.js";
 import type { TagConfig } from "../../config/schema.js";
-import { ajvIssues } from "../../config/validate.js";
+import { ajvIssues } from "../../core/ajv-issues.js";
 import { type Issue, ValidationError } from "../../core/errors.js";
 import { EVENT_SCHEMAS, EVENT_TYPES, type Scenario, ScenarioSchema, SENSOR_FAULT_EVENT_SCHEMAS } from "./schema.js";
 
