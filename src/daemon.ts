@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { type ApiDeps, createApp, type HealthReport } from "./api/app.js";
 import { createFramesApp, FRAME_ROUTE_SPECS } from "./api/frames-routes.js";
+import { createModelsApp } from "./api/models-routes.js";
 import type { LoadResult } from "./config/index.js";
 import type { Issue } from "./core/errors.js";
 import { createLogger, type Logger } from "./core/logger.js";
@@ -128,6 +129,13 @@ export class Daemon {
     const { app, routes } = createApp(deps);
     app.route("/", createFramesApp({ intake: parts.frames, guard: parts.auth.guard }));
     routes.specs.push(...FRAME_ROUTE_SPECS);
+    const modelsApi = createModelsApp({
+      registry: parts.models,
+      guard: parts.auth.guard,
+      maxBodyBytes: config.server.max_body_bytes,
+    });
+    app.route("/", modelsApi.app);
+    routes.specs.push(...modelsApi.specs);
     this.server = await listen(app.fetch, config.server, signal);
     parts.hub.attach(this.server as Server);
     throwIfAborted(signal);

@@ -1,3 +1,5 @@
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { MiddlewareHandler } from "hono";
 import type { ApiDeps } from "./api/app.js";
 import { Auth, accessGuard } from "./api/auth/index.js";
@@ -6,8 +8,10 @@ import type { Config } from "./config/index.js";
 import { type Clock, realClock } from "./core/clock.js";
 import type { createLogger } from "./core/logger.js";
 import type { Service } from "./core/service.js";
+import { DEFECT_CLASSES } from "./core/types.js";
 import { FeatureStage } from "./features/index.js";
 import type { Metrics } from "./health/metrics.js";
+import type { ModelRegistry } from "./inference/registry.js";
 import type { FrameIntake } from "./ingest/frames/index.js";
 import type { InspectionSource, SampleSource } from "./ingest/ports.js";
 import { type Adapter, buildAdapters } from "./ingest/sources.js";
@@ -27,6 +31,8 @@ export interface Parts {
   inspections: InspectionSource | undefined;
   /** MIK-1 frame intake (watched directory + HTTP push) when frames.enabled; already started. */
   frames: FrameIntake | undefined;
+  /** The model registry when inference.enabled (for /api/models); already started. */
+  models: ModelRegistry | undefined;
   auth: ApiDeps["auth"];
   quarantine: ApiDeps["quarantine"];
   samples: ApiDeps["samples"];
@@ -138,6 +144,48 @@ async function buildOnStore(
     logger: logs.child("ws"),
   });
 
+  // Outbound MQTT (durable store-and-forward): results leave the box even while the broker is away.
+  let outbound: import("./outbound/index.js").Outbound | undefined;
+  if (config.outbound.mqtt.enabled && !ctx.safeMode) {
+    const { Outbound } = await import("./outbound/index.js");
+    outbound = new Outbound({
+      config: config.outbound.mqtt,
+      lineId: config.line.id,
+      store,
+      logger: logs.child("outbound"),
+    });
+    await outbound.start(ctx.signal);
+    started.push(outbound);
+  }
+  const outLog = logs.child("outbound");
+  const send = (kind: "prediction" | "alarm" | "recommendation" | "pipeline_result", data: unknown) => {
+    if (!outbound) return;
+    outbound.publish(kind, data).catch((err) => outLog.warn({ err, kind }, "outbound publish failed"));
+  };
+  const publish = (type: string, data: unknown) => {
+    hub.broadcast(type, data);
+    if (!outbound) return;
+    if (type === "pipeline_result") {
+      const r = data as { timestamp: string; line_id: string; predictions: { status?: string }; stages: unknown };
+      send("pipeline_result", { timestamp: r.timestamp, line_id: r.line_id, stages: r.stages });
+      if (r.predictions && r.predictions.status !== "unavailable") send("prediction", r.predictions);
+    } else if (type.endsWith("_alarm")) send("alarm", { type, ...(data as object) });
+  };
+
+  const models =
+    ctx.safeMode || !config.inference.enabled
+      ? undefined
+      : await buildModels(config, features, publish, twin, logs, metrics, ctx.signal);
+  if (models) {
+    started.push(models.registry);
+    frames?.onFrame((f) =>
+      models.stage.onFrame(f).then(
+        () => {},
+        (err) => logs.child("models").warn({ err }, "vision failed on a frame"),
+      ),
+    );
+  }
+
   registerMetrics(metrics, validator, store, hub, twin, adapters);
   if (frames) {
     const f = frames;
@@ -155,10 +203,17 @@ async function buildOnStore(
   return {
     clock,
     started,
-    ports: { validator, store, features, publish: (type, data) => void hub.broadcast(type, data) },
+    ports: {
+      validator,
+      store,
+      features,
+      publish,
+      ...(models ? { models: { run: (ts, v) => models.stage.run(ts, v, features.windows) } } : {}),
+    },
     sources: twin ? [twin] : adapters.map((a) => a.source),
     inspections: twin,
     frames,
+    models: models?.registry,
     auth: {
       guard: (access) => guard(access) as unknown as MiddlewareHandler,
       login: (u, p, ip) => auth.login(u, p, ip),
@@ -262,4 +317,60 @@ function registerMetrics(
           ),
         ),
     );
+}
+
+/** The model registry (loads, verifies and warms the shipped models) and the tick's model stage. */
+async function buildModels(
+  config: Config,
+  features: FeatureStage,
+  publish: (type: string, data: unknown) => void,
+  inspections: InspectionSource | undefined,
+  logs: WireContext["logs"],
+  metrics: Metrics,
+  signal: AbortSignal,
+) {
+  const { ModelRegistry } = await import("./inference/registry.js");
+  const { ModelStage } = await import("./inference/stage.js");
+  const { RecentDefectRates } = await import("./inference/recent.js");
+  const ci = config.inference;
+  const registry = new ModelRegistry({
+    // The shipped models (repo models/, beside src/ and dist/), then the field-update directory (wins ties).
+    dirs: [fileURLToPath(new URL("../models", import.meta.url)), ...(ci.models_dir ? [ci.models_dir] : [])],
+    statePath: join(config.data_dir, "models-active.json"),
+    threads: ci.threads,
+    threadsByModel: { vision: ci.vision_threads },
+    isolation: ci.isolation,
+    queue: { ...ci.queue, max_batch: 1 },
+    queueByModel: { vision: ci.vision_queue },
+    expectClasses: { forecaster: DEFECT_CLASSES, vision: DEFECT_CLASSES, ensemble: DEFECT_CLASSES },
+    watchIntervalMs: ci.watch_interval_ms,
+    onUpdate: ci.on_update,
+    latencyAlarmMs: ci.latency_alarm_ms,
+    shadowAgreementAbs: ci.shadow_agreement_abs,
+    log: logs.child("models"),
+    onDrop: (queue, policy) => metrics.queueDropsTotal.inc({ queue, policy }),
+  });
+  registry.onAlarm((a) => publish("model_alarm", a));
+  // The forecaster's `recent` input: MIK-1 per-class defect rates over its horizons (up to 4 h).
+  const recent = new RecentDefectRates(4 * 3_600_000);
+  inspections?.onInspection((ev) => recent.add(ev));
+  await registry.start(signal);
+  const stage = new ModelStage({
+    registry,
+    tags: config.tags,
+    featureNames: features.names,
+    classes: DEFECT_CLASSES,
+    pixelSizeMm: ci.pixel_size_mm,
+    vision: {
+      maskThreshold: ci.vision.mask_threshold,
+      scoreThreshold: ci.vision.score_threshold,
+      minPixels: ci.vision.min_pixels,
+      windowS: ci.vision.window_s,
+    },
+    risk: { thresholds: ci.risk_thresholds, hysteresis: ci.risk_hysteresis },
+    onRiskAlarm: (a) => publish("risk_alarm", a),
+    onFrameResult: (r) => publish("frame_result", r),
+    ...(inspections ? { recent: (ts: number, h: readonly number[]) => recent.rates(ts, h) } : {}),
+  });
+  return { registry, stage };
 }

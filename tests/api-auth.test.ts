@@ -30,13 +30,15 @@ auth.after(async () => {
 
 /** A request to `route` that passes validation, so only authentication and roles decide the outcome. */
 function call(route: { method: string; path: string }, opts: { token?: string; headers?: Record<string, string> }) {
-  const path = route.path === "/api/samples" ? `${route.path}?tag=furnace_temperature` : route.path;
-  return route.method === "post"
-    ? d.request(path, {
-        ...opts,
-        json: route.path === "/api/auth/login" ? { username: "x", password: "y" } : VALID_READING,
-      })
-    : d.request(path, opts);
+  // Path parameters get real values: a model that exists, a frame id (frames are off here: 503).
+  const concrete = route.path.replace("{name}", "forecaster").replace("{id}", "1");
+  const path = concrete === "/api/samples" ? `${concrete}?tag=furnace_temperature` : concrete;
+  if (route.method === "post")
+    return d.request(path, {
+      ...opts,
+      json: route.path === "/api/auth/login" ? { username: "x", password: "y" } : VALID_READING,
+    });
+  return d.request(path, { ...opts, method: route.method.toUpperCase() });
 }
 
 auth("every protected route: 401 without a credential, with a Bearer challenge", async () => {

@@ -48,6 +48,13 @@ const ROUTES: Record<string, Record<string, string>> = {
   "/api/frames/{id}": { get: "viewer" },
   "/api/frames/{id}/thumbnail": { get: "viewer" },
   "/api/frames/{id}/original": { get: "viewer" },
+  "/api/models": { get: "viewer" },
+  "/api/models/{name}": { get: "viewer" },
+  "/api/models/{name}/activate": { post: "engineer" },
+  "/api/models/{name}/rollback": { post: "engineer" },
+  "/api/models/{name}/shadow": { post: "engineer", delete: "engineer" },
+  "/api/models/{name}/promote": { post: "engineer" },
+  "/api/models/reload": { post: "engineer" },
 };
 
 const isIso = (s: unknown) => typeof s === "string" && !Number.isNaN(Date.parse(s)) && s.includes("T");
@@ -207,7 +214,8 @@ api("every documented GET route is served (documentation and router agree)", asy
   const admin = await d.tokenFor("admin");
   for (const [path, methods] of Object.entries(ROUTES)) {
     if (!methods.get) continue;
-    const r = await d.get(path === "/api/samples" ? `${path}?tag=furnace_temperature` : path, admin);
+    const concrete = path.replace("{name}", "forecaster").replace("{id}", "1");
+    const r = await d.get(path === "/api/samples" ? `${concrete}?tag=furnace_temperature` : concrete, admin);
     assert.ok([200, 503].includes(r.status), `GET ${path} → ${r.status} ${r.text.slice(0, 200)}`);
   }
 });

@@ -1,6 +1,8 @@
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { InferenceSectionSchema } from "../inference/config.js";
 import { FramesConfigSchema } from "../ingest/frames/config.js";
 import { ModbusConfigSchema } from "../ingest/modbus/config.js";
+import { MqttSourceSchema, OutboundMqttSchema } from "../ingest/mqtt/config.js";
 import { OpcuaSectionSchema } from "../ingest/opcua/config.js";
 
 /*
@@ -246,11 +248,14 @@ export const ConfigSchema = Type.Object(
           "Serial firmware bridge (source.type plant). Tags map through tags[].sources.serial.channel.",
         ),
         opcua: OpcuaSectionSchema,
+        mqtt: MqttSourceSchema,
         modbus: Type.Optional(ModbusConfigSchema),
       },
       "Line data source.",
     ),
     frames: FramesConfigSchema,
+    inference: InferenceSectionSchema,
+    outbound: section({ mqtt: OutboundMqttSchema }, "Outbound publishing of glassd's results."),
     twin: section(
       {
         seed: Type.Integer({ default: 42, ...d("Random seed; the same seed gives the same line.") }),

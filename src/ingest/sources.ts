@@ -31,6 +31,7 @@ export async function buildAdapters(ctx: AdapterContext): Promise<Adapter[]> {
   const { config } = ctx;
   const out: Adapter[] = [];
   if (config.source.opcua.enabled) out.push(await opcuaAdapter(ctx));
+  if (config.source.mqtt.enabled) out.push(await mqttAdapter(ctx));
   if (config.source.serial.enabled) out.push(await serialAdapter(ctx));
   if (config.source.modbus?.enabled) out.push(await modbusAdapter(ctx, config.source.modbus));
   return out;
@@ -65,6 +66,34 @@ async function opcuaAdapter(ctx: AdapterContext): Promise<Adapter> {
         detail: st.connected
           ? `${st.monitored_items} items, ${st.stalled_items} stalled${stalled}, ${st.gaps} gaps`
           : `not connected: ${st.last_error ?? "connecting"}`,
+      };
+    },
+  };
+}
+
+async function mqttAdapter(ctx: AdapterContext): Promise<Adapter> {
+  const { MqttSource } = await import("./mqtt/index.js");
+  const { store } = ctx;
+  const source = new MqttSource({
+    config: ctx.config.source.mqtt,
+    lineId: ctx.config.line.id,
+    tags: ctx.config.tags,
+    state: store,
+    // What never became a sample (bad JSON, a missing path, a Sparkplug protocol error) is quarantined with its reason.
+    quarantine: (rejected) => store.appendBatch([], rejected),
+    logger: ctx.logs.child("mqtt"),
+    clock: ctx.clock,
+  });
+  return {
+    source,
+    counters: () => numericCounters(source.stats()),
+    check: () => {
+      const st = source.stats();
+      const sp = ctx.config.source.mqtt.sparkplug.enabled;
+      const ok = st.connected && (!sp || st.sparkplug_connected);
+      return {
+        ok,
+        detail: `${st.connected ? "connected" : "not connected"}${sp ? `, sparkplug ${st.sparkplug_connected ? "connected" : "not connected"}` : ""}; ${st.samples_out} samples, ${st.quarantined} quarantined, ${st.reconnects} reconnects`,
       };
     },
   };

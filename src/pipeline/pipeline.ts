@@ -5,6 +5,7 @@ import type { Logger } from "../core/logger.js";
 import type { Service } from "../core/service.js";
 import type { DefectClass, InspectionEvent, RawSample, Sample } from "../core/types.js";
 import type { Metrics } from "../health/metrics.js";
+import type { ModelPredictions } from "../inference/stage.js";
 import type { SampleSink } from "../ingest/ports.js";
 import { InspectionWindow } from "./inspection-window.js";
 import type { FeatureVector, PipelinePorts, Rejection } from "./ports.js";
@@ -63,7 +64,7 @@ export interface PipelineResult {
   sensor_age_s: Record<string, number | null>;
   inspection: InspectionSummary;
   engineered_features: Record<string, number | null>;
-  predictions: Unavailable;
+  predictions: Unavailable | ModelPredictions;
   explanations: Unavailable;
   recommendations: never[];
   autonomous_actions: {
@@ -278,6 +279,29 @@ export class Pipeline implements Service {
     return { ...this.counts, stages, inspection_window_items: this.inspection.size() };
   }
 
+  /** The models stage: ok when any model answered, else unavailable with the models' reasons; never throws. */
+  private async runModels(
+    now: number,
+    values: ArrayLike<number>,
+    stages: Record<StageName, StageReport>,
+  ): Promise<Unavailable | ModelPredictions> {
+    const s = performance.now();
+    try {
+      const p = await this.ports.models!.run(now, values);
+      const latency_ms = round3(performance.now() - s);
+      stages.models =
+        p.status === "ok" ? { status: "ok", latency_ms } : { status: "unavailable", latency_ms, reason: p.reason };
+      if (p.status === "ok") this.counts.successful_predictions++;
+      return p;
+    } catch (err) {
+      const reason = `models stage failed: ${(err as Error).message}`;
+      stages.models = { status: "error", latency_ms: round3(performance.now() - s), reason };
+      this.counts.failed_predictions++;
+      this.log.error({ err }, "models stage failed");
+      return { status: "unavailable", reason };
+    }
+  }
+
   private absorb(accepted: Sample[], rejected: Rejection[]): void {
     for (const s of accepted) {
       const prev = this.latest.get(s.tag);
@@ -325,7 +349,9 @@ export class Pipeline implements Service {
       const engineered = featureRecord(fv);
       this.featuresJson = undefined;
 
-      const predictions = unavailable("models", REASONS.models);
+      const predictions = this.ports.models
+        ? await this.runModels(now, fv.values, stages)
+        : unavailable("models", REASONS.models);
       const explanations = unavailable("explain", REASONS.explain);
       unavailable("recommend", REASONS.recommend);
       const risk = unavailable("autonomy", REASONS.autonomy);

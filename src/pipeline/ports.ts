@@ -1,4 +1,5 @@
 import type { FeatureStage } from "../features/index.js";
+import type { ModelPredictions } from "../inference/stage.js";
 import type { Validator } from "../ingest/validate.js";
 import type { Rejected, Store } from "../storage/index.js";
 
@@ -12,4 +13,9 @@ export interface PipelinePorts {
   store: Pick<Store, "appendBatch" | "putState" | "lastSeq">;
   features: Pick<FeatureStage, "push" | "compute">;
   publish(type: string, data: unknown): void;
+  /**
+   * The models stage (src/inference: ModelStage.run bound to the FeatureStage's windows). Absent: the stage reports
+   * `unavailable`. A model that cannot answer reports its own reason inside the predictions.
+   */
+  models?: { run(ts: number, values: ArrayLike<number>): Promise<ModelPredictions> };
 }

@@ -1,10 +1,15 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { MqttClient } from "mqtt";
-import { get as sparkplugNamespace } from "sparkplug-payload";
-import type { UMetric, UPayload } from "sparkplug-payload/lib/sparkplugbpayload.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
-import { DEFECT_CLASSES, type InspectionEvent, type Quality, type RawSample } from "../../core/types.js";
+import {
+  QUALITY_CODE,
+  REBIRTH_METRIC as REBIRTH,
+  sparkplug as sp,
+  type UMetric,
+  type UPayload,
+} from "../../core/sparkplug.js";
+import { DEFECT_CLASSES, type InspectionEvent, type RawSample } from "../../core/types.js";
 import { closeClient, connectBroker, firstConnect, type MqttBrokerOptions } from "./mqtt-connection.js";
 import type { Plant, PlantListener } from "./plant.js";
 
@@ -48,12 +53,7 @@ export interface SparkplugOptions {
   logger?: Logger;
 }
 
-/** Sparkplug ids: no '/', '+', '#'. */
-export const SPARKPLUG_ID = /^[^/+#]{1,64}$/;
-
-const sp = sparkplugNamespace("spBv1.0")!;
-const REBIRTH = "Node Control/Rebirth";
-const QUALITY_CODE: Record<Quality, number> = { good: 192, uncertain: 64, bad: 0 };
+export { SPARKPLUG_ID } from "../../core/sparkplug.js";
 
 interface MetricDef {
   name: string;

@@ -1,0 +1,1 @@
+"""Model builders: each module has ``build(ctx: BuildContext) -> dict`` returning the manifest entry it wrote."""

@@ -1,0 +1,363 @@
+"""PPO line-control policy: stable-baselines3 PPO trained against ``glassd twin gym`` (the daemon's own physics),
+exported as the deterministic policy (normalisation + actor mean + clip + setpoint shield, all in one ONNX graph),
+evaluated on held-out episodes against hold-current-setpoints and a rule-based operator.
+
+Pipeline of :func:`build`:
+1. a small Optuna study (quality = mean reward per step of the deterministic policy on validation seeds after a short
+   training run, latency = ONNX p50 at batch 1), when ``ctx.trials`` > 0;
+2. the final PPO run with the study's best parameters (or the defaults), within a wall-time guard;
+3. export (opset 17), parity SB3-predict vs torch module vs ORT fp32 vs the shipped variant on recorded observations,
+   golden I/O;
+4. held-out evaluation through the SHIPPED ONNX file (onnxruntime), against the baselines, on: unseen seeds at the
+   training conditions, unseen seeds with twice the start spread, and unseen seeds at the daemon's 1 s physics step;
+5. card, metrics.json and the manifest entry.
+
+The gym cannot run scenarios/*.yaml yet (no ``reset.options.scenario``), so held-out means held-out seeds and
+conditions; see the card's notes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from ..common import artifacts, automl, onnx_tools
+from ..common.metrics import set_seeds
+from ..gym_env import GlassGymVecEnv
+from ._policy_eval import RulePolicy, evaluate, hold_policy, random_policy
+from ._policy_train import DeterministicPolicy, PPOParams, sb3_reference, train
+
+NAME = "policy"
+# evaluation seeds, far from the training envs' seeds (0..n_envs plus their derived auto-reset streams)
+VAL_SEED = 2_000_000
+TEST_SEED = 3_000_000
+TEST_CONDITIONS = {
+    "nominal": {},  # the training distribution, unseen seeds
+    "wide_start": {"start_spread": 4},  # twice the training start offsets (out of distribution)
+    "physics_1s": {"model_step_s": 1},  # the daemon's physics step (training uses 10 s, PROTOCOL.md "Fidelity")
+}
+
+
+def default_params(quick: bool) -> PPOParams:
+    if quick:
+        return PPOParams(total_steps=24_576, n_envs=8, n_steps=128, batch_size=256, n_epochs=4, learning_rate=1e-3,
+                         net_width=32, max_seconds=120, options={"episode_hours": 2})
+    return PPOParams(total_steps=3_000_000, n_envs=16, n_steps=256, batch_size=1024, n_epochs=5, learning_rate=3e-4,
+                     net_width=64, max_seconds=540)
+
+
+def study_params(quick: bool) -> PPOParams:
+    """The short training run of one Optuna trial."""
+    p = default_params(quick)
+    return replace(p, total_steps=16_384 if quick else 196_608, max_seconds=60 if quick else 60)
+
+
+def ort_act(path):
+    sess = onnx_tools.session(path, threads=1)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return sess.run(["action"], {"obs": np.ascontiguousarray(obs, dtype=np.float32)})[0]
+
+    return act
+
+
+def export(module: DeterministicPolicy, obs_dim: int, path) -> object:
+    return onnx_tools.export_onnx(module, (torch.zeros(4, obs_dim),), path, ["obs"], ["action", "setpoint_delta"])
+
+
+def _module(res) -> DeterministicPolicy:
+    return DeterministicPolicy(res.model.policy, res.obs_mean, res.obs_var, res.clip_obs, res.env_info["max_step"],
+                               res.shield)
+
+
+def _episodes(quick: bool) -> int:
+    return 8 if quick else 64
+
+
+def _eval_options(quick: bool, params: PPOParams, extra: dict) -> dict:
+    return dict(params.options, **extra)
+
+
+def build(ctx) -> dict:
+    t_start = time.perf_counter()
+    set_seeds(ctx.seed, ctx.threads)
+    quick = ctx.quick
+    work = ctx.work_dir / NAME
+    work.mkdir(parents=True, exist_ok=True)
+    train_seed = ctx.seed * 1000
+    n_eval = _episodes(quick)
+
+    # 1. AutoML
+    base = default_params(quick)
+    study = None
+    params = base
+    if ctx.trials > 0:
+        sp = study_params(quick)
+
+        def objective(trial):
+            if trial.number == 0:  # the defaults are always tried too (as trial 1), so the study cannot lose them
+                trial.study.enqueue_trial({"learning_rate": base.learning_rate, "n_steps": base.n_steps,
+                                           "net_width": base.net_width})
+            p = replace(
+                sp,
+                learning_rate=trial.suggest_float("learning_rate", 1e-4, 2e-3, log=True),
+                n_steps=trial.suggest_categorical("n_steps", [64, 128] if quick else [128, 256, 512]),
+                net_width=trial.suggest_categorical("net_width", [16, 32, 64] if quick else [32, 64, 128]),
+            )
+            res = train(p, seed=train_seed + 7 * (trial.number + 1), threads=ctx.threads)
+            m = _module(res)
+            path = export(m, len(res.env_info["obs_names"]), work / f"trial{trial.number}.onnx")
+            with GlassGymVecEnv(n_envs=n_eval // 2, seed=VAL_SEED, options=p.options) as env:
+                q = evaluate(env, ort_act(path), VAL_SEED)["return_per_step"]
+            lat = onnx_tools.latency(path, {"obs": np.zeros((1, len(res.env_info["obs_names"])), np.float32)},
+                                     runs=100)["p50_ms"]
+            return q, lat
+
+        study = automl.run_study(NAME, objective, ctx.trials, ctx.seed, log=ctx.log,
+                                 timeout_s=60 if quick else 240)
+        if study["best_params"]:
+            params = replace(base, **study["best_params"])
+
+    # 2. the final PPO
+    ctx.log(f"policy: training PPO {params.total_steps} env-steps, {params.n_envs} envs (lr {params.learning_rate:.2e}, "
+            f"n_steps {params.n_steps}, width {params.net_width})")
+    res = train(params, seed=train_seed, log=ctx.log, threads=ctx.threads)
+    res.model.save(work / "ppo.zip")
+    module = _module(res)
+    info = res.env_info
+    obs_dim, act_dim = len(info["obs_names"]), len(info["action_names"])
+
+    # 3. evaluation on held-out seeds/conditions (baselines and the torch module; ONNX after export)
+    fp32 = export(module, obs_dim, work / "model.fp32.onnx")
+    results: dict[str, dict] = {}
+    recorded: list[np.ndarray] = []
+    for cond, extra in TEST_CONDITIONS.items():
+        if quick and cond != "nominal":
+            continue
+        opts = _eval_options(quick, params, extra)
+        with GlassGymVecEnv(n_envs=n_eval, seed=TEST_SEED, options=opts) as env:
+            rule = RulePolicy(env)
+            fp32_act = ort_act(fp32)
+
+            calls = [0]
+
+            def recording(obs, _act=fp32_act, _cond=cond):
+                # 4 envs' observations every 30 decisions across the episode → golden inputs from real states
+                if _cond == "nominal" and calls[0] % 30 == 0 and len(recorded) < 16:
+                    recorded.append(obs[:4].copy())
+                calls[0] += 1
+                return _act(obs)
+
+            results[cond] = {
+                "ppo": evaluate(env, recording, TEST_SEED),
+                "hold": evaluate(env, hold_policy(env), TEST_SEED),
+                "rule": evaluate(env, rule, TEST_SEED),
+                "random": evaluate(env, random_policy(env, ctx.seed), TEST_SEED),
+            }
+        r = results[cond]
+        ctx.log(f"policy: test[{cond}] return/step ppo {r['ppo']['return_per_step']:.3f}, rule "
+                f"{r['rule']['return_per_step']:.3f}, hold {r['hold']['return_per_step']:.3f}; envelope violations "
+                f"ppo {r['ppo']['envelope_violations']}")
+
+    # 4. parity and variant: SB3 predict (PyTorch) vs torch module vs ORT fp32 vs shipped, on recorded observations
+    golden_obs = np.concatenate(recorded)[:64].astype(np.float32)
+    ref_action = sb3_reference(res, golden_obs)
+    with torch.no_grad():
+        t_a, t_d = (x.numpy() for x in module(torch.as_tensor(golden_obs)))
+    reference = {"action": ref_action, "setpoint_delta": (ref_action * np.asarray(info["max_step"])).astype(np.float32)}
+    par_torch = onnx_tools.compare(reference, {"action": t_a, "setpoint_delta": t_d})
+    par_fp32 = onnx_tools.parity(reference, fp32, {"obs": golden_obs})
+    tol = 1e-3  # in action units (fraction of a max_step)
+    feeds = [{"obs": golden_obs[i:i + 8]} for i in range(0, len(golden_obs), 8)]
+    variant = onnx_tools.choose_variant(fp32, {"obs": golden_obs[:1]}, {k: v[:1] for k, v in reference.items()},
+                                        tol_abs=tol, calibration_inputs=feeds)
+    out_dir = artifacts.model_dir(ctx, NAME)
+    shipped = out_dir / "model.onnx"
+    shipped.write_bytes(open(variant["file"], "rb").read())
+    par_shipped = onnx_tools.parity(reference, shipped, {"obs": golden_obs})
+    if variant["variant"] != "fp32":  # an int8 policy: the evaluation must be of what ships
+        for cond, extra in TEST_CONDITIONS.items():
+            if cond in results:
+                with GlassGymVecEnv(n_envs=n_eval, seed=TEST_SEED, options=_eval_options(quick, params, extra)) as env:
+                    results[cond]["ppo"] = evaluate(env, ort_act(shipped), TEST_SEED)
+    golden_out = onnx_tools.run(shipped, {"obs": golden_obs})
+    golden = artifacts.write_golden(out_dir, {"obs": golden_obs}, golden_out, tolerance={"abs": 1e-4, "rel": 1e-3})
+    lat = {
+        "batch1": onnx_tools.latency(shipped, {"obs": golden_obs[:1]}, runs=300),
+        "batch16": onnx_tools.latency(shipped, {"obs": golden_obs[:16]}, runs=200),
+    }
+
+    # 5. acceptance, card, manifest
+    nominal = results["nominal"]
+    ppo = nominal["ppo"]
+    # the default build must beat both baselines; --quick (seconds of PPO) only has to clear the random policy
+    beats = {
+        "return_vs_random": ppo["return_mean"] > nominal["random"]["return_mean"],
+        "zero_envelope_violations": all(r["ppo"]["envelope_violations"] == 0 for r in results.values()),
+    }
+    if not quick:
+        beats["return_vs_hold"] = ppo["return_mean"] > nominal["hold"]["return_mean"]
+        beats["return_vs_rule"] = ppo["return_mean"] > nominal["rule"]["return_mean"]
+    hello = info["hello"]
+    shield_doc = res.shield.describe(info["action_names"], info["action_units"]) if res.shield else None
+    env_fp = hashlib.sha256(json.dumps({k: hello[k] for k in ("observation", "action", "reward", "options")},
+                                       sort_keys=True).encode()).hexdigest()
+    data = {
+        "source": "glassd twin gym (glassd-twin-gym v1), the daemon's LineModel + DefectModel",
+        "twin_version": hello.get("glassd_version"),
+        "env_fingerprint": env_fp,
+        "train_env_seeds": f"{train_seed}..{train_seed + params.n_envs - 1} (+ their auto-reset streams)",
+        "train_options": params.options or "defaults",
+        "env_steps": res.steps,
+        "val_seeds": f"{VAL_SEED}.. (study only)" if study else "none (no study)",
+        "test_seeds": f"{TEST_SEED}..{TEST_SEED + n_eval - 1}",
+        "test_conditions": {k: v or "training options" for k, v in TEST_CONDITIONS.items() if k in results},
+        "scenarios": "none: the gym has no reset.options.scenario yet (see notes)",
+    }
+    hyper = dict(params.to_dict(), options=params.options or "defaults", train_seconds=round(res.seconds, 1),
+                 stopped_by_wall_time_guard=res.stopped_early, obs_dim=obs_dim, act_dim=act_dim)
+    metrics = {cond: _headline(r["ppo"]) for cond, r in results.items()}
+    baselines = {f"{cond}.{b}": _headline(r[b]) for cond, r in results.items() for b in ("hold", "rule", "random")}
+    notes = [
+        "Observation: the gym's vector without `episode_time` (the daemon has no episode clock): 15 band-normalised "
+        "tags, 9 actuator-normalised setpoints, 8 defect-class rates and the defective share in % (expected rates over "
+        "the last 60 s). Normalisation (SB3 VecNormalize running mean/var, clip ±10) is baked into the graph: feed raw "
+        "observations.",
+        "Action: per lever in [-1, 1] = setpoint change of action × max_step (output `setpoint_delta` in lever units), "
+        "one decision per 60 s; deterministic = the Gaussian's mean clipped to [-1, 1], as SB3 predict(deterministic).",
+        "Setpoint shield (in training AND in the exported graph): each new setpoint is kept inside the actuator range "
+        "shrunk by 5 % at each end, inside the controlled tag's hard limits (burner power: actuator max 100 % is its "
+        "trip limit; an early unshielded PPO run terminated all 32 test episodes on furnace_power) and within 2 band "
+        "half-widths of the tag's normal-band middle (operating envelope). Bounds in the manifest "
+        "`extra.action_bounds`; a setpoint found outside (operator, start offset) is walked back at ≤ 1 max_step.",
+        "Held-out evaluation runs the shipped ONNX file through onnxruntime on unseen seeds, one 8 h episode per seed; "
+        "`wide_start` doubles the random start offsets, `physics_1s` runs the daemon's 1 s physics step (training: 10 s).",
+        "Scenarios (scenarios/*.yaml) are NOT evaluated: `glassd twin gym` has no `reset.options.scenario`; the gym "
+        "needs a ScenarioRunner attached to each env's LineModel after the warm-up, and the env must re-read lever "
+        "setpoints from the model each step so scenario setpoint events are not overwritten by the env's own copy.",
+        "Defect rates: `defective_pct_expected` is the defect model's expected share, `defect_rate_counted_pct` the "
+        "sampled MIK-1 items (15/min at 150 m/min); throughput = mean belt speed and good items/h; energy = mean burner "
+        "power %; envelope violations = episodes ended by a tag leaving its hard limits + decisions proposing a setpoint "
+        "outside the actuator range (steps are ≤ max_step by construction).",
+    ]
+    table = _comparison_table(results)
+    card = artifacts.write_card(
+        out_dir, name=NAME, version=ctx.version,
+        summary=("PPO (stable-baselines3) line-control policy trained against the digital twin gym; deterministic "
+                 "actor exported to ONNX with normalisation and a setpoint shield in the graph. "
+                 f"Held-out return/step {ppo['return_per_step']:.3f} vs rule-based "
+                 f"{nominal['rule']['return_per_step']:.3f} vs hold {nominal['hold']['return_per_step']:.3f} vs random "
+                 f"{nominal['random']['return_per_step']:.3f}."),
+        data=data, hyperparams=hyper, metrics=metrics, baselines=baselines, latency=lat, variant=variant,
+        notes=notes, tables={"Held-out comparison": table,
+                             "Parity": f"SB3 predict vs torch module max |Δ| {par_torch['max_abs']:.2e}; "
+                                       f"vs ORT fp32 {par_fp32['max_abs']:.2e}; vs shipped "
+                                       f"({variant['variant']}) {par_shipped['max_abs']:.2e} on {len(golden_obs)} "
+                                       "recorded test observations."},
+        automl=_automl_doc(study),
+    )
+    entry = artifacts.manifest_entry(
+        models_dir=ctx.models_dir, name=NAME, version=ctx.version, file=shipped, variant=variant["variant"],
+        output_descriptions={
+            "action": "[B,A] action per lever in [-1,1] (lever order extra.action_names), after the setpoint shield",
+            "setpoint_delta": "[B,A] setpoint change per lever in its unit (= action × max_step); new setpoint = "
+                              "clamp(setpoint + delta, actuator_min, actuator_max)",
+        },
+        classes=None, feature_order=info["obs_names"],
+        normalisation={"kind": "running-mean-std", "in_graph": True, "mean": res.obs_mean, "var": res.obs_var,
+                       "eps": 1e-8, "clip": res.clip_obs,
+                       "note": "feed RAW observations; the graph applies clip((x − mean) / sqrt(var + eps), ±clip)"},
+        extra={
+            "gym_protocol": "glassd-twin-gym v1",
+            "obs_names": info["obs_names"], "obs_units": info["obs_units"], "obs_excluded": ["episode_time"],
+            "obs_semantics": {
+                "tag:<id>": "(value − band_mid) / band_half, band = the tag's normal band; clipped to the hard limits",
+                "setpoint:<lever>": "(setpoint − actuator_min) / (actuator_max − actuator_min) × 2 − 1",
+                "defect_pct:<class>": "expected per-item probability of the class over the last control interval, %",
+                "defective_pct": "expected share of items with ≥ 1 defect over the last control interval, %",
+            },
+            "tag_bands": {k: {"mid": v[0], "half": v[1], "unit": v[2]} for k, v in _bands(hello).items()},
+            "action_names": info["action_names"], "action_units": info["action_units"],
+            "action_low": -1.0, "action_high": 1.0, "max_step": info["max_step"],
+            "actuator_min": info["actuator_min"], "actuator_max": info["actuator_max"],
+            "action_bounds": shield_doc,
+            "shield": {"in_graph": res.shield is not None, "margin_of_actuator_range": params.shield_margin,
+                       "band_half_widths": params.shield_band_k,
+                       "rule": "allowed action_j = [(safe_min_j − sp_j) / max_step_j, (safe_max_j − sp_j) / max_step_j] "
+                               "∩ [−1, 1], sp_j the current setpoint"},
+            "control_interval_s": params.options.get("control_interval_s", 60),
+            "reward_weights": hello["reward"]["default_weights"],
+        },
+        golden=golden, card=card,
+        metrics={"return_per_step": ppo["return_per_step"], "rule_return_per_step": nominal["rule"]["return_per_step"],
+                 "hold_return_per_step": nominal["hold"]["return_per_step"],
+                 "random_return_per_step": nominal["random"]["return_per_step"],
+                 "defective_pct": ppo["defective_pct_expected"], "belt_speed_m_min": ppo["belt_speed_mean_m_min"],
+                 "furnace_power_pct": ppo["furnace_power_mean_pct"],
+                 "envelope_violations": sum(r["ppo"]["envelope_violations"] for r in results.values()),
+                 "latency_p50_ms": lat["batch1"]["p50_ms"]},
+        data={"fingerprints": {"env": env_fp}, "twin_version": hello.get("glassd_version"),
+              "seeds": {"train": [train_seed, train_seed + params.n_envs - 1],
+                        "val": [VAL_SEED, VAL_SEED + n_eval // 2 - 1] if study else None,
+                        "test": [TEST_SEED, TEST_SEED + n_eval - 1]},
+              "scenarios": {"train": [], "val": [], "test": []}},
+    )
+    artifacts.update_manifest(ctx.models_dir, entry)
+    ctx.log(f"policy: done in {time.perf_counter() - t_start:.0f} s")
+    entry = dict(entry)
+    entry["_acceptance"] = {
+        # parity on `action` (setpoint_delta = action × max_step is up to 200× larger in absolute terms)
+        "ok": bool(_pa(par_torch) <= 1e-4 and _pa(par_fp32) <= 1e-4 and _pa(par_shipped) <= tol and all(beats.values())),
+        "checks": {"parity_torch": _pa(par_torch), "parity_fp32": _pa(par_fp32), "parity_shipped": _pa(par_shipped),
+                   **beats},
+    }
+    return entry
+
+
+def _pa(par: dict) -> float:
+    return float(par["outputs"]["action"]["max_abs"])
+
+
+def _bands(hello) -> dict:
+    from ..gym_env import _BAND_UNIT
+
+    out = {}
+    for name, unit in zip(hello["observation"]["names"], hello["observation"]["units"]):
+        m = _BAND_UNIT.match(unit) if name.startswith("tag:") else None
+        if m:
+            out[name[4:]] = (float(m["mid"]), float(m["half"]), m["unit"])
+    return out
+
+
+def _headline(r: dict) -> dict:
+    keys = ("return_mean", "return_per_step", "defective_pct_expected", "defect_rate_counted_pct",
+            "belt_speed_mean_m_min", "good_items_per_h", "furnace_power_mean_pct", "envelope_violations",
+            "hard_limit_trips", "setpoint_proposals_out_of_envelope",
+            "band_excursion_step_share", "actuator_limit_step_share", "episodes")
+    return {k: r[k] for k in keys}
+
+
+def _comparison_table(results: dict) -> str:
+    cols = [("return/step", "return_per_step", "{:.3f}"), ("defective % (exp.)", "defective_pct_expected", "{:.2f}"),
+            ("defective % (counted)", "defect_rate_counted_pct", "{:.2f}"),
+            ("belt m/min", "belt_speed_mean_m_min", "{:.1f}"), ("good items/h", "good_items_per_h", "{:.0f}"),
+            ("burner %", "furnace_power_mean_pct", "{:.1f}"), ("envelope violations", "envelope_violations", "{}"),
+            ("steps out of band", "band_excursion_step_share", "{:.1%}")]
+    lines = ["| condition | policy | " + " | ".join(c[0] for c in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for cond, r in results.items():
+        for pol in ("ppo", "rule", "hold", "random"):
+            lines.append(f"| {cond} | {pol} | " + " | ".join(f.format(r[pol][k]) for _, k, f in cols) + " |")
+    return "\n".join(lines)
+
+
+def _automl_doc(study):
+    if not study:
+        return {"trials": 0, "seed": None, "best_params": "defaults (no trials; --trials N to run a study)",
+                "pareto": []}
+    return {k: study[k] for k in ("trials", "seed", "failed", "best_params", "pareto")}

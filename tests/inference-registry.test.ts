@@ -1,0 +1,322 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { readNpy } from "../src/core/npy.js";
+import type { Feeds, TypedData } from "../src/inference/host.js";
+import { goldenCompare } from "../src/inference/instance.js";
+import { readGoldenDoc } from "../src/inference/manifest.js";
+import { type ModelAlarm, ModelRegistry } from "../src/inference/registry.js";
+import {
+  copyModel,
+  manifestEntries,
+  modelsDir,
+  registryOptions,
+  sha256,
+  smallModel,
+  writeManifest,
+} from "./inference-fixtures.js";
+
+/*
+ * The registry on real trained models: every manifest entry loads in onnxruntime-node with its sha256 and
+ * reproduces the factory's golden outputs; broken copies (corrupt bytes, wrong shapes, wrong class order) are
+ * refused with a clear error while the live version keeps serving and an alarm is raised; hot swaps under load
+ * drop no call; shadow candidates are compared and promoted only on request.
+ */
+
+const SRC = modelsDir();
+const tmp: string[] = [];
+const registries: ModelRegistry[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "glassd-inf-"));
+  tmp.push(d);
+  return d;
+}
+function registry(dirs: string[], over = {}): { r: ModelRegistry; alarms: ModelAlarm[] } {
+  const r = new ModelRegistry(registryOptions(dirs, over));
+  const alarms: ModelAlarm[] = [];
+  r.onAlarm((a) => alarms.push(a));
+  registries.push(r);
+  return { r, alarms };
+}
+test.after(async () => {
+  for (const r of registries) await r.stop();
+  for (const d of tmp) rmSync(d, { recursive: true, force: true });
+});
+
+/** Golden inputs of an entry as feeds (first row only when `one`). */
+function goldenFeeds(goldenPath: string, one = false): Feeds {
+  const doc = readGoldenDoc(goldenPath);
+  const feeds: Feeds = {};
+  for (const i of doc.inputs) {
+    const a = readNpy(join(dirname(goldenPath), i.file));
+    if (!one) feeds[i.name] = { data: a.data as TypedData, dims: a.shape };
+    else {
+      const per = a.data.length / a.shape[0]!;
+      feeds[i.name] = { data: a.data.slice(0, per) as TypedData, dims: [1, ...a.shape.slice(1)] };
+    }
+  }
+  return feeds;
+}
+
+test("every manifest entry loads in onnxruntime-node, sha256 matches, golden outputs reproduced", async () => {
+  const entries = manifestEntries(SRC);
+  assert.ok(entries.length > 0);
+  const { r, alarms } = registry([SRC]);
+  await r.start();
+  assert.equal(alarms, [], JSON.stringify(alarms));
+  for (const e of entries) {
+    assert.is(sha256(readFileSync(join(SRC, e.file))), e.sha256, `${e.name} sha256`);
+    const s = r.statusOf(e.name);
+    assert.is(s.status, "loaded", `${e.name}: ${s.reason}`);
+    assert.is(s.version, e.version);
+    assert.ok(e.golden, `${e.name} ships golden I/O`);
+    // the registry checked golden at load; check again here, output by output, through the live path
+    const gp = join(SRC, e.golden!);
+    const doc = readGoldenDoc(gp);
+    const out = await r.run(e.name, goldenFeeds(gp));
+    for (const o of doc.outputs) {
+      const want = readNpy(join(dirname(gp), o.file));
+      const got = out[o.name];
+      assert.ok(got, `${e.name} output ${o.name}`);
+      const c = goldenCompare(got!, want, doc.tolerance);
+      assert.ok(c.ok, `${e.name}.${o.name}: ${c.detail} (max |Δ| ${c.max_abs})`);
+    }
+  }
+});
+
+test("corrupt model file: refused (sha256), alarm raised, previous version keeps serving", async () => {
+  const e = smallModel(SRC);
+  const dir = tempDir();
+  const good = copyModel(e, SRC, dir, "1.0.0");
+  writeManifest(dir, [good]);
+  const { r, alarms } = registry([dir]);
+  await r.start();
+  assert.is(r.statusOf(e.name).version, "1.0.0");
+  const feeds = goldenFeeds(join(dir, good.golden!), true);
+  const before = await r.run(e.name, feeds);
+
+  // version 1.1.0: the same model with flipped bytes, the manifest still naming the good file's sha256
+  const bad = copyModel(e, SRC, dir, "1.1.0", {
+    keepSha: true,
+    mutate: (b) => {
+      for (let i = b.length >> 1; i < (b.length >> 1) + 64; i++) b[i] = b[i]! ^ 0xff;
+      return b;
+    },
+  });
+  writeManifest(dir, [good, bad]);
+  await r.reload();
+  const s = r.statusOf(e.name);
+  assert.is(s.status, "loaded");
+  assert.is(s.version, "1.0.0", "the previous version keeps serving");
+  const alarm = alarms.find((a) => a.code === "load_failed" && a.version === "1.1.0");
+  assert.ok(alarm, "alarm raised");
+  assert.match(alarm!.message, /sha256/);
+  assert.match(alarm!.message, /keeps serving/);
+  assert.is((s.versions as { version: string; state: string }[]).find((v) => v.version === "1.1.0")?.state, "failed");
+  const after = await r.run(e.name, feeds);
+  for (const k of Object.keys(before))
+    assert.equal(Array.from(after[k]!.data as Float32Array), Array.from(before[k]!.data as Float32Array));
+
+  // the API path: activating it answers 422 naming the check
+  try {
+    await r.activate(e.name, "1.1.0");
+    assert.unreachable("activate must refuse");
+  } catch (err) {
+    assert.is((err as { status: number }).status, 422);
+    assert.match((err as Error).message, /sha256/);
+  }
+
+  // corrupt bytes with a matching sha256 (a bad build): onnxruntime (or the golden check) refuses it
+  const garbage = copyModel(e, SRC, dir, "1.2.0", { mutate: (b) => b.subarray(0, b.length >> 1) });
+  writeManifest(dir, [good, bad, garbage]);
+  await r.reload();
+  assert.is(r.statusOf(e.name).version, "1.0.0");
+  const a2 = alarms.find((a) => a.version === "1.2.0");
+  assert.ok(a2, "second alarm");
+  assert.match(a2!.message, /onnxruntime refused|golden/);
+});
+
+test("missing file at start: the model is unavailable with the reason, an older good version is used if any", async () => {
+  const e = smallModel(SRC);
+  const dir = tempDir();
+  const good = copyModel(e, SRC, dir, "1.0.0");
+  const gone = copyModel(e, SRC, dir, "2.0.0");
+  rmSync(join(dir, gone.file));
+  writeManifest(dir, [good, gone]);
+  const { r, alarms } = registry([dir]);
+  await r.start();
+  assert.is(r.statusOf(e.name).version, "1.0.0", "falls back to the newest version that loads");
+  assert.match(alarms.find((a) => a.version === "2.0.0")!.message, /cannot read .*ENOENT/);
+
+  const dir2 = tempDir();
+  const only = copyModel(e, SRC, dir2, "2.0.0");
+  rmSync(join(dir2, only.file));
+  writeManifest(dir2, [only]);
+  const { r: r2 } = registry([dir2]);
+  await r2.start();
+  const s = r2.statusOf(e.name);
+  assert.is(s.status, "failed");
+  assert.is(s.version, null);
+  assert.match(s.reason ?? "", /ENOENT/);
+  try {
+    await r2.run(e.name, goldenFeeds(join(SRC, e.golden!), true));
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { status: number }).status, 503);
+  }
+  assert.match(r2.unavailableReason("vision") ?? "", /no model of this name/);
+});
+
+test("shape and class-order mismatches are refused with a clear error", async () => {
+  const e = smallModel(SRC);
+  const dir = tempDir();
+  const wrongShape = copyModel(e, SRC, dir, "1.0.0", {
+    patch: (x) => {
+      const i = x.inputs[0]!;
+      const k = i.shape.findIndex((d) => d > 0);
+      i.shape[k] = i.shape[k]! + 1;
+    },
+  });
+  writeManifest(dir, [wrongShape]);
+  const { r, alarms } = registry([dir]);
+  await r.start();
+  const s = r.statusOf(e.name);
+  assert.is(s.status, "failed");
+  assert.match(
+    s.reason ?? "",
+    new RegExp(`input ${e.inputs[0]!.name} has shape \\[.*\\] in the file, the manifest says`),
+  );
+  assert.is(alarms[0]?.code, "load_failed");
+
+  if (e.classes) {
+    const dir2 = tempDir();
+    const swapped = copyModel(e, SRC, dir2, "1.0.0", {
+      patch: (x) => {
+        const c = x.classes!;
+        [c[0], c[1]] = [c[1]!, c[0]!];
+      },
+    });
+    writeManifest(dir2, [swapped]);
+    const { r: r2 } = registry([dir2]);
+    await r2.start();
+    assert.match(
+      r2.statusOf(e.name).reason ?? "",
+      /class order \[bubble, crack.*differs from the daemon's \[crack, bubble/,
+    );
+  }
+
+  const dir3 = tempDir();
+  const renamed = copyModel(e, SRC, dir3, "1.0.0", { patch: (x) => (x.outputs[0]!.name = "nope") });
+  writeManifest(dir3, [renamed]);
+  const { r: r3 } = registry([dir3]);
+  await r3.start();
+  assert.match(r3.statusOf(e.name).reason ?? "", /outputs are \[.*\] in the file, the manifest says \[nope/);
+
+  // a call with a wrong input shape names the input
+  const { r: r4 } = registry([SRC]);
+  await r4.start();
+  const bad = { [e.inputs[0]!.name]: { data: new Float32Array(3), dims: [1, 3] } };
+  try {
+    await r4.run(e.name, bad);
+    assert.unreachable();
+  } catch (err) {
+    assert.match((err as Error).message, new RegExp(`input ${e.inputs[0]!.name} must have shape`));
+  }
+});
+
+test("hot swap under load drops no call; rollback restores the previous version; watch picks up a new version", async () => {
+  const e = smallModel(SRC);
+  const dir = tempDir();
+  const v1 = copyModel(e, SRC, dir, "1.0.0");
+  const v2 = copyModel(e, SRC, dir, "1.1.0");
+  writeManifest(dir, [v1]);
+  const { r, alarms } = registry([dir], { watchIntervalMs: 50 });
+  await r.start();
+  const feeds = goldenFeeds(join(dir, v1.golden!), true);
+  const expected = await r.run(e.name, feeds);
+  const name0 = Object.keys(expected)[0]!;
+
+  // load: 4 concurrent callers, each calling back to back until told to stop
+  let stop = false;
+  const versionsSeen = new Set<string>();
+  let calls = 0;
+  const caller = async () => {
+    while (!stop) {
+      const inst = r.active(e.name)!;
+      versionsSeen.add(inst.version);
+      const out = await r.run(e.name, feeds, inst);
+      assert.equal(Array.from(out[name0]!.data as Float32Array), Array.from(expected[name0]!.data as Float32Array));
+      calls++;
+    }
+  };
+  const load = Promise.all([caller(), caller(), caller(), caller()]);
+  writeManifest(dir, [v1, v2]); // the watch activates 1.1.0
+  for (let i = 0; i < 200 && r.statusOf(e.name).version !== "1.1.0"; i++)
+    await new Promise((res) => setTimeout(res, 25));
+  assert.is(r.statusOf(e.name).version, "1.1.0", "watch activated the new version");
+  await r.rollback(e.name);
+  assert.is(r.statusOf(e.name).version, "1.0.0");
+  await r.activate(e.name, "1.1.0");
+  await r.rollback(e.name);
+  await new Promise((res) => setTimeout(res, 50));
+  stop = true;
+  await load; // any dropped or failed call would have rejected here
+  assert.ok(calls > 0);
+  assert.ok(versionsSeen.has("1.0.0") && versionsSeen.has("1.1.0"), [...versionsSeen].join());
+  const s = r.statusOf(e.name);
+  assert.is(s.failures, 0);
+  assert.is(s.drops, 0);
+  assert.is((s.previous as { version: string }).version, "1.1.0", "kept for rollback");
+  assert.equal(alarms, []);
+});
+
+test("shadow candidate: compared on the same inputs, promoted only on request", async () => {
+  const e = smallModel(SRC);
+  const dir = tempDir();
+  const v1 = copyModel(e, SRC, dir, "1.0.0");
+  const v2 = copyModel(e, SRC, dir, "2.0.0", { patch: (x) => (x.metrics = { ...x.metrics, macro_auroc: 0.9 }) });
+  writeManifest(dir, [v1, v2]);
+  const { r } = registry([dir]);
+  await r.start();
+  await r.activate(e.name, "1.0.0");
+  await r.shadow(e.name, "2.0.0");
+  const feeds = goldenFeeds(join(dir, v1.golden!), true);
+  for (let i = 0; i < 5; i++) await r.run(e.name, feeds);
+  type Cand = {
+    shadow: { compared: number; outputs: Record<string, { agreement: number }>; metric_deltas: Record<string, number> };
+  };
+  let c: Cand | null = null;
+  for (let i = 0; i < 100; i++) {
+    c = r.statusOf(e.name).candidate as Cand | null;
+    if (c && c.shadow.compared >= 5) break;
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  assert.is(r.statusOf(e.name).version, "1.0.0", "a candidate is never promoted on its own");
+  assert.is(c!.shadow.compared, 5);
+  for (const o of Object.values(c!.shadow.outputs)) assert.is(o.agreement, 1, "same weights agree");
+  if (typeof e.metrics.macro_auroc === "number")
+    assert.ok(Math.abs(c!.shadow.metric_deltas.macro_auroc! - (0.9 - e.metrics.macro_auroc)) < 1e-12);
+  await r.promote(e.name);
+  assert.is(r.statusOf(e.name).version, "2.0.0");
+  assert.is((r.statusOf(e.name).previous as { version: string }).version, "1.0.0");
+  assert.is(r.statusOf(e.name).candidate, null);
+});
+
+test("remembered choice survives a restart", async () => {
+  const e = smallModel(SRC);
+  const dir = tempDir();
+  writeManifest(dir, [copyModel(e, SRC, dir, "1.0.0"), copyModel(e, SRC, dir, "2.0.0")]);
+  const statePath = join(dir, "active.json");
+  const { r } = registry([dir], { statePath });
+  await r.start();
+  assert.is(r.statusOf(e.name).version, "2.0.0", "newest by default");
+  await r.activate(e.name, "1.0.0");
+  await r.stop();
+  const { r: again } = registry([dir], { statePath });
+  await again.start();
+  assert.is(again.statusOf(e.name).version, "1.0.0");
+});
+
+test.run();
