@@ -12,6 +12,7 @@ import { createLogger, type Logger } from "./core/logger.js";
 import { type Service, throwIfAborted } from "./core/service.js";
 import { Metrics } from "./health/metrics.js";
 import { createNotifier, type Notifier } from "./health/sd-notify.js";
+import type { ModelRegistry } from "./inference/registry.js";
 import { Pipeline } from "./pipeline/pipeline.js";
 import { VERSION } from "./version.js";
 import { type Parts, wireParts } from "./wiring.js";
@@ -124,6 +125,10 @@ export class Daemon {
       quarantine: parts.quarantine,
       storageStats: parts.storageStats,
       wsStats: () => parts.hub.stats() as unknown as Record<string, unknown>,
+      ...(parts.models ? { modelLatency: () => modelLatency(parts.models as ModelRegistry) } : {}),
+      ...(parts.predictions
+        ? { predictions: (from: number, to: number, limit: number) => parts.predictions!.range(from, to, limit) }
+        : {}),
       samples: parts.samples,
     };
     const { app, routes } = createApp(deps);
@@ -268,4 +273,14 @@ async function listen(
     );
     srv.once("error", reject);
   });
+}
+
+/** Latency of each live model, for /api/pipeline/metrics. */
+function modelLatency(registry: ModelRegistry) {
+  const out: Record<string, { p50: number | null; p99: number | null; mean: number | null; count: number }> = {};
+  for (const name of registry.names()) {
+    const l = registry.statusOf(name).latency_ms;
+    if (l) out[name] = { p50: l.p50, p99: l.p99, mean: l.mean, count: l.count };
+  }
+  return out;
 }

@@ -11,7 +11,9 @@ import type { Service } from "./core/service.js";
 import { DEFECT_CLASSES } from "./core/types.js";
 import { FeatureStage } from "./features/index.js";
 import type { Metrics } from "./health/metrics.js";
+import { PredictionLog } from "./inference/prediction-log.js";
 import type { ModelRegistry } from "./inference/registry.js";
+import type { ModelPredictions } from "./inference/stage.js";
 import type { FrameIntake } from "./ingest/frames/index.js";
 import type { InspectionSource, SampleSource } from "./ingest/ports.js";
 import { type Adapter, buildAdapters } from "./ingest/sources.js";
@@ -33,6 +35,8 @@ export interface Parts {
   frames: FrameIntake | undefined;
   /** The model registry when inference.enabled (for /api/models); already started. */
   models: ModelRegistry | undefined;
+  /** Stored predictions when inference.enabled. */
+  predictions: PredictionLog | undefined;
   auth: ApiDeps["auth"];
   quarantine: ApiDeps["quarantine"];
   samples: ApiDeps["samples"];
@@ -162,8 +166,19 @@ async function buildOnStore(
     if (!outbound) return;
     outbound.publish(kind, data).catch((err) => outLog.warn({ err, kind }, "outbound publish failed"));
   };
+  const predictionLog =
+    ctx.safeMode || !config.inference.enabled
+      ? undefined
+      : new PredictionLog(store, {
+          retentionMs: config.storage.retention_hours * 3_600_000,
+          logger: logs.child("models"),
+        });
   const publish = (type: string, data: unknown) => {
     hub.broadcast(type, data);
+    if (type === "pipeline_result" && predictionLog) {
+      const r = data as { ts: number; predictions: ModelPredictions | { status: "unavailable" } };
+      if (r.predictions.status === "ok") void predictionLog.record(r.ts, r.predictions as ModelPredictions);
+    }
     if (!outbound) return;
     if (type === "pipeline_result") {
       const r = data as { timestamp: string; line_id: string; predictions: { status?: string }; stages: unknown };
@@ -178,6 +193,20 @@ async function buildOnStore(
       : await buildModels(config, features, publish, twin, logs, metrics, ctx.signal);
   if (models) {
     started.push(models.registry);
+    const reg = models.registry;
+    metrics.gaugeFrom(
+      "glassd_model_latency_ms",
+      "Call latency of each live model version (worker hop included), p50/p99 over its recent calls.",
+      ["model", "quantile"],
+      () =>
+        reg.names().flatMap((name) => {
+          const l = reg.statusOf(name).latency_ms;
+          const rows: Array<[Record<string, string>, number]> = [];
+          if (l?.p50 != null) rows.push([{ model: name, quantile: "0.5" }, l.p50]);
+          if (l?.p99 != null) rows.push([{ model: name, quantile: "0.99" }, l.p99]);
+          return rows;
+        }),
+    );
     frames?.onFrame((f) =>
       models.stage.onFrame(f).then(
         () => {},
@@ -214,6 +243,7 @@ async function buildOnStore(
     inspections: twin,
     frames,
     models: models?.registry,
+    predictions: predictionLog,
     auth: {
       guard: (access) => guard(access) as unknown as MiddlewareHandler,
       login: (u, p, ip) => auth.login(u, p, ip),

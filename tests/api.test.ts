@@ -55,6 +55,7 @@ const ROUTES: Record<string, Record<string, string>> = {
   "/api/models/{name}/shadow": { post: "engineer", delete: "engineer" },
   "/api/models/{name}/promote": { post: "engineer" },
   "/api/models/reload": { post: "engineer" },
+  "/api/predictions": { get: "viewer" },
 };
 
 const isIso = (s: unknown) => typeof s === "string" && !Number.isNaN(Date.parse(s)) && s.includes("T");

@@ -37,6 +37,10 @@ export interface ApiDeps {
   };
   storageStats(): Record<string, unknown>;
   wsStats(): Record<string, unknown>;
+  /** Stored predictions in a time range, oldest first; absent when inference is off. */
+  predictions?(from: number, to: number, limit: number): unknown[];
+  /** Per-model call latency (ms) of the live versions; absent when inference is off. */
+  modelLatency?(): Record<string, { p50: number | null; p99: number | null; mean: number | null; count: number }>;
 }
 
 export interface HealthReport {
@@ -272,10 +276,11 @@ export function createApp(deps: ApiDeps): { app: Hono; routes: Routes } {
           skipped_ticks: s.skipped,
           avg_latency_ms: s.stages.total?.mean_ms ?? null,
           feature_extraction_time_ms: s.stages.features?.mean_ms ?? null,
-          prediction_time_ms: null,
+          prediction_time_ms: s.stages.models?.mean_ms ?? null,
           explanation_time_ms: null,
           feature_buffer_size: p.latestFeatures()?.names.length ?? 0,
           stage_latency_ms: s.stages,
+          model_latency_ms: deps.modelLatency?.() ?? {},
         },
         system_metrics: { total_predictions: s.successful_predictions, total_alerts: 0, uptime_start: startedAt },
         ingest: { quarantined_by_reason: deps.quarantine.countsByReason(), storage: deps.storageStats() },
@@ -382,6 +387,33 @@ export function createApp(deps: ApiDeps): { app: Hono; routes: Routes } {
       const from = query.from ?? to - 3_600_000;
       const samples = deps.samples.range(query.tag, from, to, query.limit);
       return c.json({ tag: query.tag, from, to, count: samples.length, samples });
+    },
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/api/predictions",
+      summary: "Stored model predictions (one a minute of line time), oldest first",
+      access: "viewer",
+      tag: "models",
+      query: Type.Object(
+        {
+          from: Type.Optional(Type.Number({ description: "ms epoch; default: a day before `to`" })),
+          to: Type.Optional(Type.Number({ description: "ms epoch; default: now (line time)" })),
+          limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 1440 }),
+        },
+        { additionalProperties: false },
+      ),
+      errors: { 503: "inference is disabled" },
+    },
+    (c, { query }) => {
+      if (!deps.predictions)
+        throw new UnavailableError("inference is disabled (inference.enabled is false)", "inference_disabled");
+      const to = query.to ?? p.now();
+      const from = query.from ?? to - 86_400_000;
+      const items = deps.predictions(from, to, query.limit);
+      return c.json({ from, to, count: items.length, predictions: items });
     },
   );
 
