@@ -50,9 +50,12 @@ test("an operator logs in and sees live tag values, MIK-1 counts and honest stag
   assert.ok(value > 1400 && value < 1600, `furnace_temperature shown as ${value}`);
   const firstTick = await page.textContent("#tick");
   await poll(async () => (await page.textContent("#tick")) !== firstTick);
-  // The models stage says it is unavailable, and why; nothing pretends to predict.
+  // Right after start the forecaster's window is still filling: the models stage says so and why, and the risk
+  // panel shows the reason instead of numbers; nothing pretends to predict.
   assert.is(await page.textContent('tr[data-stage="models"] td:nth-child(2)'), "unavailable");
-  assert.match((await page.textContent('tr[data-stage="models"] td:nth-child(4)')) ?? "", "no forecaster");
+  assert.match((await page.textContent('tr[data-stage="models"] td:nth-child(4)')) ?? "", /window filling/);
+  assert.match((await page.textContent("#riskwhy")) ?? "", /forecaster window filling/);
+  assert.is(await page.locator("#risk tbody tr").count(), 0);
   assert.match((await page.textContent("#health")) ?? "", /health: (ok|degraded|starting)/);
   assert.match((await page.textContent("#who")) ?? "", "operator");
   await page.screenshot({ path: join(tmpdir(), "glassd-dashboard.png"), fullPage: true });
