@@ -107,19 +107,6 @@ async function buildOnStore(
     !ctx.safeMode && config.source.type === "plant" ? await buildAdapters({ config, store, clock, logs }) : [];
   if (config.source.type === "plant" && adapters.length === 0 && !ctx.safeMode)
     logs.child("ingest").warn("source.type is plant but no adapter is enabled: only API input will arrive");
-  let frames: FrameIntake | undefined;
-  if (config.frames.enabled && !ctx.safeMode) {
-    const { FrameIntake } = await import("./ingest/frames/index.js");
-    frames = new FrameIntake({
-      config: config.frames,
-      dataDir: config.data_dir,
-      store,
-      clock,
-      logger: logs.child("frames"),
-    });
-    await frames.start(ctx.signal);
-    started.push(frames);
-  }
   const validator = new Validator(config.tags, config.validation, clock);
   for (const t of config.tags) {
     const last = store.latest(t.id);
@@ -207,12 +194,36 @@ async function buildOnStore(
           return rows;
         }),
     );
-    frames?.onFrame((f) =>
-      models.stage.onFrame(f).then(
-        () => {},
-        (err) => logs.child("models").warn({ err }, "vision failed on a frame"),
-      ),
-    );
+  }
+
+  // MIK-1 frames: the intake (watched directory, HTTP push) when frames.enabled, and on the twin its rendered camera.
+  const twinCamera = Boolean(twin && config.twin.frames.enabled);
+  let frames: FrameIntake | undefined;
+  if ((config.frames.enabled || twinCamera) && !ctx.safeMode) {
+    const { FrameIntake } = await import("./ingest/frames/index.js");
+    frames = new FrameIntake({
+      config: { ...config.frames, model_input: visionInput(config, models?.registry, logs.child("frames")) },
+      dataDir: config.data_dir,
+      store,
+      clock,
+      logger: logs.child("frames"),
+    });
+    await frames.start(ctx.signal);
+    started.push(frames);
+    if (models) {
+      const stage = models.stage;
+      frames.onFrame((f) =>
+        stage.onFrame(f).then(
+          () => {},
+          (err) => logs.child("models").warn({ err }, "vision failed on a frame"),
+        ),
+      );
+    }
+    if (twin && twinCamera) {
+      const camera = await twinCameraService(config, twin, frames, logs);
+      await camera.start(ctx.signal);
+      started.push(camera);
+    }
   }
 
   registerMetrics(metrics, validator, store, hub, twin, adapters);
@@ -403,4 +414,70 @@ async function buildModels(
     ...(inspections ? { recent: (ts: number, h: readonly number[]) => recent.rates(ts, h) } : {}),
   });
   return { registry, stage };
+}
+
+/**
+ * The frame preprocessing the live vision model needs, from its manifest entry (size, channels, mean/std; the
+ * factory resizes the whole frame without keeping the aspect): the model's requirement wins over frames.model_input.
+ * Without a vision model, frames.model_input as configured.
+ */
+function visionInput(
+  config: Config,
+  registry: ModelRegistry | undefined,
+  log: ReturnType<WireContext["logs"]["child"]>,
+): Config["frames"]["model_input"] {
+  const ref = registry?.snapshot().get("vision")?.ref;
+  const dims = ref?.inputs[0]?.shape;
+  const norm = ref?.normalisation as { mean?: number[]; std?: number[] } | null | undefined;
+  if (!ref || !dims || dims.length !== 4 || !norm?.mean || !norm.std) return config.frames.model_input;
+  const [, channels, height, width] = dims as [number, number, number, number];
+  if (!(channels === 1 || channels === 3) || !(height > 0 && width > 0)) return config.frames.model_input;
+  const input = { width, height, channels: channels as 1 | 3, mean: norm.mean, std: norm.std, fit: "fill" as const };
+  log.info({ model: `vision@${ref.version}`, input }, "frames preprocessed for the live vision model");
+  return input;
+}
+
+/** The embedded twin's MIK-1: every inspected item rendered (sharp) and submitted to the frame intake. */
+async function twinCameraService(
+  config: Config,
+  twin: TwinLine,
+  intake: FrameIntake,
+  logs: WireContext["logs"],
+): Promise<Service> {
+  const { renderInspection } = await import("./twin/images/index.js");
+  const { PlantFrames } = await import("./twin/plant/frames.js");
+  const f = config.twin.frames;
+  let listening = true;
+  const source = {
+    addListener(l: { onInspection?(e: import("./core/types.js").InspectionEvent): void }) {
+      listening = true;
+      twin.onInspection((e) => {
+        if (listening) l.onInspection?.(e);
+      });
+      return () => {
+        listening = false;
+      };
+    },
+  };
+  const camera = new PlantFrames(
+    source,
+    {
+      name: "twin-camera",
+      async onItem(e) {
+        const r = await renderInspection(e, {
+          width: f.width,
+          height: f.height,
+          format: f.format,
+          seed: config.twin.seed,
+        });
+        await intake.submit(r.image, { camera: config.frames.camera_id, item_id: e.item_id, ts: e.ts }, f.format);
+      },
+    },
+    { maxQueue: 8, logger: logs.child("twin") },
+  );
+  return {
+    name: "twin-camera",
+    start: async () => camera.start(),
+    stop: () => camera.stop(),
+  };
 }

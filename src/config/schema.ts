@@ -273,6 +273,23 @@ export const ConfigSchema = Type.Object(
             "Scenario the twin plays: a built-in name (glassd twin scenario list) or a YAML/JSON file. Empty: steady state.",
           ),
         }),
+        frames: section(
+          {
+            enabled: Type.Boolean({
+              default: true,
+              ...d(
+                "The twin's MIK-1: render every inspected item (sharp) and hand it to the frame intake, so the vision model sees frames on the demo line.",
+              ),
+            }),
+            width: Type.Integer({ default: 640, minimum: 64, maximum: 1920, ...d("Frame width, px.") }),
+            height: Type.Integer({ default: 480, minimum: 64, maximum: 1080, ...d("Frame height, px.") }),
+            format: Type.Union([Type.Literal("jpeg"), Type.Literal("png")], {
+              default: "jpeg",
+              ...d("Encoding of the rendered frames."),
+            }),
+          },
+          "Rendered MIK-1 frames of the embedded twin.",
+        ),
         scenario_loop: Type.Boolean({
           default: true,
           ...d("Start the scenario over after its duration_hours (a demo that runs for days)."),

@@ -124,6 +124,7 @@ export class ModelStage {
   private readonly frames: { ts: number; present: Set<string> }[] = [];
   private readonly raised = new Set<string>();
   private lastVisionModel: string | undefined;
+  private graphSince: number | undefined;
 
   constructor(private readonly o: ModelStageOptions) {
     this.n = {
@@ -197,7 +198,15 @@ export class ModelStage {
     if (!g) sensorGraph = unavailable(this.n.graph.map(reasonOf).join("; "));
     else {
       this.graph = this.build(this.graph, g, () => new GraphInput(g.ref, this.o.tags));
+      // The factory's graph snapshots start once the first feature window is full (src/twin/dataset): before that
+      // the node features (missing fraction, age) look like dropouts to the model, so it waits as the data did.
+      this.graphSince ??= ts;
+      const warmMs = graphWarmupMs(g);
       if ("error" in this.graph) sensorGraph = unavailable(this.graph.error);
+      else if (ts - this.graphSince < warmMs)
+        sensorGraph = unavailable(
+          `sensor-graph window filling: ${Math.floor((ts - this.graphSince) / 1000)} of ${warmMs / 1000} s`,
+        );
       else {
         const gi = this.graph.value;
         try {
@@ -411,4 +420,11 @@ export class ModelStage {
     });
     return { status: "ok", model, calibrated: true, per_class: per, alarms };
   }
+}
+
+/** Line time the sensor graph waits after the first tick: the shortest node window of the manifest (default 600 s). */
+function graphWarmupMs(g: ModelInstance): number {
+  const w = g.ref.extra.node_window_s;
+  const s = Array.isArray(w) && w.length ? Math.min(...(w as number[])) : 600;
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 600_000;
 }

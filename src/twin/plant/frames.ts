@@ -40,7 +40,8 @@ export class PlantFrames implements PlantListener {
   private readonly counters = { delivered: 0, dropped_oldest: 0, failed: 0 };
 
   constructor(
-    private readonly plant: Plant,
+    /** Where inspections come from: the plant, or anything that registers a PlantListener the same way. */
+    private readonly plant: Pick<Plant, "addListener">,
     private readonly sink: FrameSink,
     opts: PlantFramesOptions = {},
   ) {
