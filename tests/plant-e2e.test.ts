@@ -35,7 +35,7 @@ test.after(async () => {
   await killAll();
 });
 
-async function poll<T>(cond: () => Promise<T | undefined> | T | undefined, what: string, ms = 45_000): Promise<T> {
+async function poll<T>(cond: () => Promise<T | undefined> | T | undefined, what: string, ms = 90_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await cond();
@@ -171,6 +171,7 @@ test("glassd reads glassd twin serve over OPC UA (SignAndEncrypt), MQTT (JSON + 
     return ["opcua:plc", "mqtt", "serial:lehr-mcu-07"].every((s) => sources.has(s)) ? sources : undefined;
   }, "samples from opcua:plc, mqtt and serial:lehr-mcu-07");
   assert.ok(bySource.size >= 3);
+  let lastSeen = "";
   // The same tags over both protocols (each at its own period: poll until both paths delivered).
   for (const tag of ["furnace_temperature", "belt_speed"])
     await poll(async () => {
@@ -178,8 +179,13 @@ test("glassd reads glassd twin serve over OPC UA (SignAndEncrypt), MQTT (JSON + 
         token: viewer,
       });
       const src = new Set(r.body.samples.map((s) => s.source));
-      return src.has("opcua:plc") && src.has("mqtt") ? true : undefined;
-    }, `${tag} from both opcua:plc and mqtt`);
+      if (src.has("opcua:plc") && src.has("mqtt")) return true;
+      const q = await d.request<Json>("/api/quarantine?limit=3", { token: viewer });
+      lastSeen = `${tag} from [${[...src].join(", ")}]; quarantine ${JSON.stringify(q.body).slice(0, 600)}`;
+      return undefined;
+    }, `${tag} from both opcua:plc and mqtt (${tag})`).catch((err: Error) => {
+      throw new Error(`${err.message}\nlast seen: ${lastSeen}`);
+    });
 
   // MIK-1 frames rendered by the plant, taken from the directory.
   const frames = await poll(async () => {
