@@ -17,7 +17,9 @@
  * Usage: npx tsx bench/tick.ts [--ticks 1000] [--rounds 5] [--prefill-s 600] [--items-per-min 15]
  * (--items-per-min: MIK-1 items per minute, config twin.items_per_min; the inspection summary of every tick scans
  * the items of the last hour, so a fast line or a longer prefill makes "other" grow.)
- * Prints figures; asserts nothing. Target (stated, not enforced): tick p99 < 5 ms without models.
+ * The shipped models run in the tick (forecaster once its 15 rows are in, sensor graph after its first window,
+ * ensemble): prefill at least 1500 s to include them all (the default). Prints figures; asserts nothing.
+ * Targets (stated, not enforced): tick p99 < 5 ms without models, < 20 ms with all models (vision excluded).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -40,12 +42,12 @@ function arg(name: string, dflt: number): number {
 
 const TICKS = arg("ticks", 1000);
 const ROUNDS = arg("rounds", 5);
-const PREFILL_S = arg("prefill-s", 600);
+const PREFILL_S = arg("prefill-s", 1500);
 const ITEMS_PER_MIN = arg("items-per-min", 15);
 const WARMUP_TICKS = 100;
 /** Stop starting new rounds past this (the bench stays within about a minute on a slow machine). */
 const BUDGET_MS = 50_000;
-const TARGET_P99_MS = 5;
+const TARGET_P99_MS = 20;
 
 type Row = StageName | "other" | "total" | "wall" | "sink";
 interface Round {
@@ -62,7 +64,10 @@ const checked = validateConfig({
   data_dir: dir,
   log: { level: "silent" },
   source: { type: "twin" },
-  twin: { items_per_min: ITEMS_PER_MIN },
+  // The twin's camera off: this bench is the tick (vision runs per frame, beside it: bench/vision.ts).
+  twin: { items_per_min: ITEMS_PER_MIN, frames: { enabled: false } },
+  // Worker isolation, as the daemon runs the models by default.
+  inference: { isolation: "worker" },
 });
 if (!checked.ok) throw new Error(`bench config invalid: ${JSON.stringify(checked.issues)}`);
 const config = checked.config;
@@ -98,7 +103,11 @@ try {
   );
   const tPrefill = performance.now();
   const prefillSink: number[] = [];
-  for (let s = 0; s < PREFILL_S; s++) prefillSink.push(await feedOneSecond());
+  // A tick every 30 line-seconds during the prefill, so the forecaster's rows and the graph's warm-up are in.
+  for (let s = 0; s < PREFILL_S; s++) {
+    prefillSink.push(await feedOneSecond());
+    if (s % 30 === 29) await p.tick("timer");
+  }
   const pre = summarize(prefillSink);
   process.stdout.write(
     `prefill: ${PREFILL_S} s of twin samples in ${((performance.now() - tPrefill) / 1000).toFixed(2)} s wall ` +
@@ -246,7 +255,7 @@ try {
     `\nsummary: tick p50 best ${ms(best(p50s))} / median ${ms(median(p50s))} ms; ` +
       `p99 best ${ms(bestP99)} / median ${ms(medP99)} ms; max ${ms(best(per.map((x) => x.tick.max)))}–` +
       `${ms(Math.max(...per.map((x) => x.tick.max)))} ms\n` +
-      `  target: tick p99 < ${TARGET_P99_MS} ms without models → ${medP99 < TARGET_P99_MS ? "OK" : "ABOVE TARGET"} ` +
+      `  target: tick p99 < ${TARGET_P99_MS} ms with the models (vision excluded) → ${medP99 < TARGET_P99_MS ? "OK" : "ABOVE TARGET"} ` +
       `(median of rounds)\n` +
       `  features stage p50 ${cmp("features", "compute")} at a fixed time, ${cmp("features", "computeFed")} ` +
       `right after a 1 s feed\n` +
