@@ -3,6 +3,7 @@ import { basename } from "node:path";
 import type { ModbusRTU } from "modbus-serial/ModbusRTU.js";
 import { type Clock, realClock } from "../../core/clock.js";
 import { ConfigError } from "../../core/errors.js";
+import { TypedEvents } from "../../core/events.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
 import { throwIfAborted } from "../../core/service.js";
 import type { RawSample } from "../../core/types.js";
@@ -98,6 +99,7 @@ export class ModbusRtuSource implements SampleSource {
   readonly name: string;
   private readonly c: ModbusConfig;
   private readonly log: Logger;
+  private readonly events: TypedEvents<ModbusSourceEvents>;
   private readonly clock: Clock;
   private readonly retry: RetryPolicy;
   private readonly schedule: Scheduled[];
@@ -113,7 +115,6 @@ export class ModbusRtuSource implements SampleSource {
   private wake: (() => void) | undefined;
   private consecutiveTimeouts = 0;
   private openedIdentity: string | undefined;
-  private readonly listeners = new Map<keyof ModbusSourceEvents, Set<(e: unknown) => void>>();
   private readonly exceptions: Record<string, number> = {};
   private readonly n = {
     requests: 0,
@@ -140,6 +141,7 @@ export class ModbusRtuSource implements SampleSource {
     this.id = `modbus:${c.id ?? basename(c.path)}`;
     this.name = this.id;
     this.log = opts.logger ?? silentLogger;
+    this.events = new TypedEvents<ModbusSourceEvents>(this.log, "Modbus");
     this.clock = opts.clock ?? realClock;
     this.retry = {
       ...DEFAULT_RETRY,
@@ -155,13 +157,7 @@ export class ModbusRtuSource implements SampleSource {
   }
 
   on<K extends keyof ModbusSourceEvents>(event: K, fn: Listener<K>): () => void {
-    let set = this.listeners.get(event);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(event, set);
-    }
-    set.add(fn as (e: unknown) => void);
-    return () => set.delete(fn as (e: unknown) => void);
+    return this.events.on(event, fn);
   }
 
   /** Starts polling in the background; a missing device does not hold up the daemon's start (it keeps retrying). */
@@ -403,13 +399,7 @@ export class ModbusRtuSource implements SampleSource {
   }
 
   private emit<K extends keyof ModbusSourceEvents>(event: K, e: ModbusSourceEvents[K]): void {
-    for (const fn of this.listeners.get(event) ?? []) {
-      try {
-        fn(e);
-      } catch (err) {
-        this.log.error({ err, event }, "Modbus event listener failed");
-      }
-    }
+    this.events.emit(event, e);
   }
 }
 

@@ -12,6 +12,7 @@ import type {
 import type { TagConfig } from "../../config/schema.js";
 import { type Clock, realClock } from "../../core/clock.js";
 import { GlassdError } from "../../core/errors.js";
+import { TypedEvents } from "../../core/events.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
 import { type RetryPolicy, retryDelay } from "../../core/retry.js";
 import { throwIfAborted } from "../../core/service.js";
@@ -221,6 +222,7 @@ export class OpcuaSource implements SampleSource {
   readonly name: string;
   readonly settings: OpcuaSettings;
   private readonly log: Logger;
+  private readonly events: TypedEvents<OpcuaSourceEvents>;
   private readonly clock: Clock;
   private readonly mapped: Mapped[] = [];
   private readonly unmapped: number;
@@ -251,7 +253,6 @@ export class OpcuaSource implements SampleSource {
   private brokenAt: number | undefined;
   private checking = false;
   private lostOverflowLogged = false;
-  private readonly listeners = new Map<keyof OpcuaSourceEvents, Set<(e: unknown) => void>>();
   private readonly c = {
     sessions_created: 0,
     connect_attempts: 0,
@@ -293,6 +294,7 @@ export class OpcuaSource implements SampleSource {
     this.id = `opcua:${this.settings.name}`;
     this.name = this.id;
     this.log = logger ?? silentLogger;
+    this.events = new TypedEvents<OpcuaSourceEvents>(this.log, "OPC UA");
     this.clock = clock ?? realClock;
     this.maxPending = maxPendingSamples ?? 200_000;
     this.maxSinkSamples = maxSinkSamples ?? 10_000;
@@ -320,13 +322,7 @@ export class OpcuaSource implements SampleSource {
   }
 
   on<K extends keyof OpcuaSourceEvents>(event: K, fn: Listener<K>): () => void {
-    let set = this.listeners.get(event);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(event, set);
-    }
-    set.add(fn as (e: unknown) => void);
-    return () => set.delete(fn as (e: unknown) => void);
+    return this.events.on(event, fn);
   }
 
   /**
@@ -1103,15 +1099,7 @@ export class OpcuaSource implements SampleSource {
   }
 
   private emit<K extends keyof OpcuaSourceEvents>(event: K, e: OpcuaSourceEvents[K]): void {
-    const set = this.listeners.get(event);
-    if (!set) return;
-    for (const fn of set) {
-      try {
-        fn(e);
-      } catch (err) {
-        this.log.error({ err, event }, "OPC UA event listener failed");
-      }
-    }
+    this.events.emit(event, e);
   }
 }
 

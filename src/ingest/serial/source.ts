@@ -4,6 +4,7 @@ import type { SerialPort } from "serialport";
 import type { TagConfig } from "../../config/schema.js";
 import { type Clock, realClock } from "../../core/clock.js";
 import { GlassdError } from "../../core/errors.js";
+import { TypedEvents } from "../../core/events.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
 import { DEFAULT_RETRY, type RetryPolicy, retryDelay } from "../../core/retry.js";
 import { throwIfAborted } from "../../core/service.js";
@@ -211,6 +212,7 @@ export class SerialBridgeSource implements SampleSource {
   readonly id: string;
   readonly name: string;
   private readonly log: Logger;
+  private readonly events: TypedEvents<SerialSourceEvents>;
   private readonly clock: Clock;
   private readonly retry: RetryPolicy;
   private readonly o: Required<
@@ -255,7 +257,6 @@ export class SerialBridgeSource implements SampleSource {
   private timeSync: NodeJS.Timeout | undefined;
   private rehandshaking = false;
   private openedIdentity: string | undefined;
-  private readonly listeners = new Map<keyof SerialSourceEvents, Set<(e: unknown) => void>>();
   private readonly counters = {
     malformed_packets: 0,
     unknown_types: 0,
@@ -287,6 +288,7 @@ export class SerialBridgeSource implements SampleSource {
     this.name = this.id;
     this.stateKey = `serial_epoch:${this.id}`;
     this.log = opts.logger ?? silentLogger;
+    this.events = new TypedEvents<SerialSourceEvents>(this.log, "serial");
     this.clock = opts.clock ?? realClock;
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.o = {
@@ -319,13 +321,7 @@ export class SerialBridgeSource implements SampleSource {
   }
 
   on<K extends keyof SerialSourceEvents>(event: K, fn: Listener<K>): () => void {
-    let set = this.listeners.get(event);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(event, set);
-    }
-    set.add(fn as (e: unknown) => void);
-    return () => set.delete(fn as (e: unknown) => void);
+    return this.events.on(event, fn);
   }
 
   /**
@@ -992,15 +988,7 @@ export class SerialBridgeSource implements SampleSource {
   }
 
   private emit<K extends keyof SerialSourceEvents>(event: K, e: SerialSourceEvents[K]): void {
-    const set = this.listeners.get(event);
-    if (!set) return;
-    for (const fn of set) {
-      try {
-        fn(e);
-      } catch (err) {
-        this.log.error({ err, event }, "serial event listener failed");
-      }
-    }
+    this.events.emit(event, e);
   }
 }
 
