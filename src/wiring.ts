@@ -388,6 +388,7 @@ async function buildModels(
     onUpdate: ci.on_update,
     latencyAlarmMs: ci.latency_alarm_ms,
     shadowAgreementAbs: ci.shadow_agreement_abs,
+    allowRejected: ci.allow_rejected,
     log: logs.child("models"),
     onDrop: (queue, policy) => metrics.queueDropsTotal.inc({ queue, policy }),
   });

@@ -60,10 +60,33 @@ function goldenFeeds(goldenPath: string, one = false): Feeds {
   return feeds;
 }
 
+test("a model the factory rejected is refused unless allowed, and says why", async () => {
+  const rejected = manifestEntries(SRC).filter((e) => e.acceptance?.ok === false);
+  if (rejected.length === 0) {
+    console.log("  (no rejected model in the manifest: skipped)");
+    return;
+  }
+  const { r, alarms } = registry([SRC]);
+  await r.start();
+  for (const e of rejected) {
+    const st = r.statusOf(e.name);
+    assert.is.not(st.status, "loaded", `${e.name} must not serve`);
+    assert.match(r.unavailableReason(e.name) ?? "", /rejected/);
+    assert.ok(
+      alarms.some((a) => a.model === e.name),
+      `alarm for ${e.name}`,
+    );
+  }
+  const { r: allowed } = registry([SRC], { allowRejected: rejected.map((e) => e.name) });
+  await allowed.start();
+  for (const e of rejected) assert.is(allowed.statusOf(e.name).status, "loaded");
+});
+
 test("every manifest entry loads in onnxruntime-node, sha256 matches, golden outputs reproduced", async () => {
   const entries = manifestEntries(SRC);
   assert.ok(entries.length > 0);
-  const { r, alarms } = registry([SRC]);
+  // Every entry, the factory's rejected ones included (allowed here): the load path and the numbers are the test.
+  const { r, alarms } = registry([SRC], { allowRejected: entries.map((e) => e.name) });
   await r.start();
   assert.equal(alarms, [], JSON.stringify(alarms));
   for (const e of entries) {

@@ -77,6 +77,12 @@ export const InferenceSectionSchema = Type.Object(
       default: { forecaster: 20, gnn: 20, ensemble: 5, vision: 100 },
       ...d("p99 per model above which an alarm is raised (cleared below 80 %)."),
     }),
+    allow_rejected: Type.Array(Type.String({ pattern: "^[A-Za-z0-9_.-]+$" }), {
+      default: [],
+      ...d(
+        "Models that may serve although the factory rejected them (manifest acceptance.ok false: worse than a baseline, parity or size failed). By default a rejected model is refused and its part of the result says why.",
+      ),
+    }),
     shadow_agreement_abs: Type.Number({
       default: 0.02,
       minimum: 0,

@@ -13,7 +13,16 @@ export class ModelLoadError extends GlassdError {
   constructor(
     readonly model: string,
     readonly version: string,
-    readonly stage: "missing" | "sha256" | "onnxruntime" | "io" | "classes" | "golden" | "warmup" | "input",
+    readonly stage:
+      | "acceptance"
+      | "missing"
+      | "sha256"
+      | "onnxruntime"
+      | "io"
+      | "classes"
+      | "golden"
+      | "warmup"
+      | "input",
     message: string,
   ) {
     super(`${model}@${version}: ${message}`, { status: 422, code: `model_${stage}` });

@@ -46,6 +46,10 @@ const EntrySchema = Type.Object({
   metrics: Type.Record(Type.String(), Type.Unknown()),
   data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   trained_at: Type.Optional(Type.String()),
+  /** The factory's verdict: parity, beating the baselines, size. A rejected model serves only when allowed. */
+  acceptance: Type.Optional(
+    Type.Object({ ok: Type.Boolean(), checks: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
+  ),
 });
 export type ManifestEntry = Static<typeof EntrySchema>;
 

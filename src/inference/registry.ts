@@ -66,6 +66,11 @@ export interface RegistryOptions {
   /** Shadow agreement: outputs agree when |active − candidate| ≤ this. */
   shadowAgreementAbs: number;
   log?: Logger;
+  /**
+   * Models the factory rejected (manifest `acceptance.ok: false`) that may serve anyway; by default a rejected
+   * model is refused with the failed checks as the reason (it would show numbers its card says not to trust).
+   */
+  allowRejected?: readonly string[];
   /** Drop counter hook (e.g. the daemon's glassd_queue_drops_total). */
   onDrop?: (queue: string, policy: DropPolicy) => void;
 }
@@ -481,6 +486,17 @@ export class ModelRegistry implements Service {
   private async load(ref: ModelRef): Promise<ModelInstance> {
     const slot = this.slot(ref.name);
     try {
+      if (ref.acceptance?.ok === false && !(this.opts.allowRejected ?? []).includes(ref.name)) {
+        const failed = Object.entries(ref.acceptance.checks ?? {})
+          .filter(([, v]) => v === false)
+          .map(([k]) => k);
+        throw new ModelLoadError(
+          ref.name,
+          ref.version,
+          "acceptance",
+          `the model factory rejected this version (failed: ${failed.join(", ") || "see its card"}; ${ref.card ?? "no card"}); serve it anyway with inference.allow_rejected`,
+        );
+      }
       const inst = await loadInstance(ref, this.loadOptions(ref.name));
       slot.failed.delete(`${ref.version}#${ref.sha256}`);
       return inst;

@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .common.artifacts import write_json
+from .common.artifacts import update_manifest, write_json
 from .common.context import SPLITS, BuildContext
 from .common.dataset import REPO_ROOT
 
@@ -85,6 +85,12 @@ def build(argv=None) -> int:
                 raise
             entry = mod.build(ctx)
             acc = entry.get("_acceptance") or {"ok": True}
+            # The verdict goes into the manifest: the daemon refuses a rejected model unless an engineer allows it.
+            stored = {k: v for k, v in entry.items() if not k.startswith("_")}
+            stored["acceptance"] = json.loads(json.dumps(
+                {"ok": bool(acc.get("ok", True)), "checks": acc.get("checks") or {}},
+                default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+            update_manifest(ctx.models_dir, stored)
             row.update(variant=entry.get("variant", ""), detail=headline(entry), checks=acc.get("checks"))
             if not acc.get("ok", True):
                 row["status"] = "REJECTED"
