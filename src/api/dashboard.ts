@@ -60,7 +60,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <main>
     <section><h2>Line tags</h2><table id="tags"><thead><tr><th>tag</th><th class="num">value</th><th>unit</th><th>normal band</th><th class="num">age s</th></tr></thead><tbody></tbody></table></section>
     <section><h2>MIK-1 inspection (last hour)</h2><div id="inspection"></div><table id="defects"><tbody></tbody></table></section>
-    <section><h2>Defect risk (models)</h2><p id="riskwhy" class="muted"></p><table id="risk"><thead><tr><th>class</th><th class="num">risk</th><th class="num">p +15 min</th><th class="num">p +60 min</th><th class="num">p +240 min</th><th class="num">± (60 min)</th></tr></thead><tbody></tbody></table></section>
+    <section><h2>Defect risk (models)</h2><p id="riskwhy" class="muted"></p><table id="risk"><thead><tr><th>class</th><th class="num">risk</th><th class="num">p +15 min</th><th class="num">p +60 min</th><th class="num">p +240 min</th><th class="num">± (60 min)</th><th class="num">vision, 15 min</th></tr></thead><tbody></tbody></table></section>
     <section><h2>Pipeline stages</h2><table id="stages"><thead><tr><th>stage</th><th>status</th><th class="num">ms</th><th>note</th></tr></thead><tbody></tbody></table></section>
     <section><h2>Glass physics</h2><table id="physics"><tbody></tbody></table></section>
     <section><h2>Ingest</h2><table id="ingest"><tbody></tbody></table></section>
@@ -142,10 +142,11 @@ function render(r) {
   const p = r.predictions || {};
   const fc = p.forecast && p.forecast.status === "ok" ? p.forecast : null;
   const rk = p.risk && p.risk.status === "ok" ? p.risk : null;
-  $("riskwhy").textContent = p.status === "ok" ? (rk ? rk.model + (rk.calibrated ? " (calibrated)" : "") + " · " : "") + (fc ? fc.model : "") : (p.reason || "");
-  const classes = fc ? Object.keys(fc.probability["60"] || {}) : rk ? Object.keys(rk.per_class) : [];
+  const vi = p.vision && p.vision.status === "ok" ? p.vision : null;
+  $("riskwhy").textContent = [rk ? rk.model + (rk.calibrated ? " (calibrated)" : "") : "", fc ? fc.model : "", vi ? vi.model + " on " + vi.frames + " frames" : "", p.reason || ""].filter(Boolean).join(" · ");
+  const classes = fc ? Object.keys(fc.probability["60"] || {}) : rk ? Object.keys(rk.per_class) : vi ? Object.keys(vi.rate) : [];
   const pct = (v) => (typeof v === "number" ? (v * 100).toFixed(2) + " %" : "—");
-  $("risk").tBodies[0].innerHTML = classes.map((c) => '<tr data-class="' + esc(c) + '"><td>' + esc(c) + '</td><td class="num">' + pct(rk && rk.per_class[c]) + '</td><td class="num">' + pct(fc && fc.probability["15"] && fc.probability["15"][c]) + '</td><td class="num">' + pct(fc && fc.probability["60"] && fc.probability["60"][c]) + '</td><td class="num">' + pct(fc && fc.probability["240"] && fc.probability["240"][c]) + '</td><td class="num muted">' + pct(fc && fc.uncertainty && fc.uncertainty["60"] && fc.uncertainty["60"][c]) + "</td></tr>").join("");
+  $("risk").tBodies[0].innerHTML = classes.map((c) => '<tr data-class="' + esc(c) + '"><td>' + esc(c) + '</td><td class="num">' + pct(rk && rk.per_class[c]) + '</td><td class="num">' + pct(fc && fc.probability["15"] && fc.probability["15"][c]) + '</td><td class="num">' + pct(fc && fc.probability["60"] && fc.probability["60"][c]) + '</td><td class="num">' + pct(fc && fc.probability["240"] && fc.probability["240"][c]) + '</td><td class="num muted">' + pct(fc && fc.uncertainty && fc.uncertainty["60"] && fc.uncertainty["60"][c]) + '</td><td class="num">' + pct(vi && vi.rate[c]) + "</td></tr>").join("");
   const f = r.engineered_features;
   const phys = [["viscosity log10 η (Pa·s)", "domain.viscosity_log10", 2], ["furnace→mold gradient °C", "domain.gradient_furnace_mold_c", 0], ["annealing score", "domain.annealing_score", 3], ["cooling stress MPa", "domain.cooling_stress_mpa", 3], ["process stability index", "domain.stability_index", 3]];
   $("physics").tBodies[0].innerHTML = phys.map(([l, k, d]) => "<tr><td>" + l + '</td><td class="num">' + fmt(f[k], d) + "</td></tr>").join("");
