@@ -507,8 +507,19 @@ export class ModelRegistry implements Service {
       slot.failed.set(`${ref.version}#${ref.sha256}`, { version: ref.version, reason: e.message, stage, at });
       slot.lastError = { version: ref.version, reason: e.message, at };
       const serving = slot.active ? `; ${ref.name}@${slot.active.version} keeps serving` : "; the model is unavailable";
-      this.alarm(ref.name, ref.version, "critical", "load_failed", `${e.message}${serving}`);
-      this.log.error({ model: ref.name, version: ref.version, stage, err: e.message }, "model refused");
+      // A version the factory rejected is an expected state (a warning); a broken file or model is critical.
+      const rejected = stage === "acceptance";
+      this.alarm(
+        ref.name,
+        ref.version,
+        rejected ? "warning" : "critical",
+        rejected ? "rejected_by_factory" : "load_failed",
+        `${e.message}${serving}`,
+      );
+      this.log[rejected ? "warn" : "error"](
+        { model: ref.name, version: ref.version, stage, err: e.message },
+        "model refused",
+      );
       throw err;
     }
   }
