@@ -83,6 +83,44 @@ def _design(p, u, v, g, hi, ci):
     return np.stack(cols, 1)
 
 
+def _fit_anchored(X, y, lam=20.0):
+    """Logistic meta-learner anchored on the forecaster: minimises the mean log-loss plus lam·((w0 − 1)² + Σ wk²),
+    so with weak evidence it stays the forecaster's own logit (w0 = 1, others 0) and only moves where the validation
+    data supports it. Returns (w [4], b)."""
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+    w = torch.tensor([1.0, 0.0, 0.0, 0.0], requires_grad=True)
+    b = torch.tensor([float(np.log((y.mean() + EPS) / (1 - y.mean() + EPS))) - 0.0], requires_grad=True)
+    anchor = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    opt = torch.optim.LBFGS([w, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        z = Xt @ w + b
+        loss = nn.functional.binary_cross_entropy_with_logits(z, yt) + lam * ((w - anchor) ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy(), float(b.detach()[0])
+
+
+def _platt_knots(raw, y):
+    """Platt scaling on the meta output's logit, a > 0 (strictly monotone: the ranking, hence AUROC, is kept; no flat
+    steps as isotonic regression makes with few positives) → KNOTS (x, y) points of the piecewise-linear map."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1.0, max_iter=500).fit(_logit(raw)[:, None], y)
+    a, c = max(float(lr.coef_[0, 0]), 0.05), float(lr.intercept_[0])
+    qs = np.unique(np.quantile(raw, np.linspace(0, 1, KNOTS - 2)))
+    xs = np.unique(np.r_[0.0, qs, 1.0])
+    while len(xs) < KNOTS:  # pad with midpoints of the widest gaps
+        k = int(np.argmax(np.diff(xs)))
+        xs = np.sort(np.r_[xs, (xs[k] + xs[k + 1]) / 2])
+    ys = 1 / (1 + np.exp(-(a * _logit(xs) + c)))
+    return xs, np.maximum.accumulate(ys)
+
+
 def _isotonic_knots(raw, y):
     """Isotonic fit → KNOTS (x, y) points of a monotone piecewise-linear map on [0, 1]."""
     from sklearn.isotonic import IsotonicRegression
@@ -222,8 +260,6 @@ def build(ctx) -> dict:
     cut = int(0.6 * len(order))
     fit_i, cal_i = order[:cut], order[cut:]
     model = Ensemble(H, C, use_v, use_g)
-    from sklearn.linear_model import LogisticRegression
-
     raw_cal = np.zeros((len(cal_i), H, C))
     fitted = {}
     for hi in range(H):
@@ -235,20 +271,21 @@ def build(ctx) -> dict:
             mf = ok[fit_i]
             yf = ev[fit_i][mf]
             if mf.sum() < 10 or yf.min() == yf.max():
-                base = float(yf.mean()) if mf.any() else 0.0
-                model.b[hi, ci] = float(_logit(np.array([base]))[0])
-                fitted[f"{horizons[hi]}min.{classes[ci]}"] = "constant (no positives or negatives in the fit part)"
+                # Nothing to learn from: pass the forecaster through (its logit, weight 1), never a constant.
+                model.w[:, hi, ci] = torch.tensor([1.0, 0.0, 0.0, 0.0])
+                model.b[hi, ci] = 0.0
+                fitted[f"{horizons[hi]}min.{classes[ci]}"] = "forecaster passed through (no positives or negatives in the fit part)"
             else:
-                lr = LogisticRegression(C=1.0, max_iter=500).fit(Xf[fit_i][mf], yf)
-                model.w[:, hi, ci] = torch.tensor(lr.coef_[0], dtype=torch.float32)
-                model.b[hi, ci] = float(lr.intercept_[0])
+                coef, icpt = _fit_anchored(Xf[fit_i][mf], yf)
+                model.w[:, hi, ci] = torch.tensor(coef, dtype=torch.float32)
+                model.b[hi, ci] = icpt
             with torch.no_grad():
                 z = model.b[hi, ci] + (torch.from_numpy(Xf[cal_i]).float() * model.w[:, hi, ci]).sum(-1)
                 raw_cal[:, hi, ci] = torch.sigmoid(z).numpy()
             mc = ok[cal_i]
             yc = ev[cal_i][mc]
             if mc.sum() >= 10 and yc.min() != yc.max():
-                xs, ys = _isotonic_knots(raw_cal[mc, hi, ci], yc)
+                xs, ys = _platt_knots(raw_cal[mc, hi, ci], yc)
             else:
                 xs, ys = np.linspace(0, 1, KNOTS), np.linspace(0, 1, KNOTS)
             model.kx[hi, ci] = torch.from_numpy(xs).float()
