@@ -13,3 +13,23 @@ export interface Service {
 export function throwIfAborted(signal: AbortSignal): void {
   if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error("start aborted");
 }
+
+/**
+ * Starts a background loop that calls `firstDone` once its first attempt is over (connected or failed), and returns
+ * the loop with a promise of that moment — or of `signal` aborting, whichever comes first. An adapter's `start` awaits
+ * `first`, so an unreachable peer does not hold up the daemon while the loop keeps retrying.
+ */
+export function startLoop(
+  run: (firstDone: () => void) => Promise<void>,
+  signal: AbortSignal,
+): { loop: Promise<void>; first: Promise<void> } {
+  let firstDone: () => void = () => {};
+  const reached = new Promise<void>((r) => {
+    firstDone = r;
+  });
+  const loop = run(firstDone);
+  const onAbort = () => firstDone();
+  signal.addEventListener("abort", onAbort, { once: true });
+  const first = reached.finally(() => signal.removeEventListener("abort", onAbort));
+  return { loop, first };
+}

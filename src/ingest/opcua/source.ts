@@ -15,7 +15,7 @@ import { GlassdError } from "../../core/errors.js";
 import { TypedEvents } from "../../core/events.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
 import { type RetryPolicy, retryDelay } from "../../core/retry.js";
-import { throwIfAborted } from "../../core/service.js";
+import { startLoop, throwIfAborted } from "../../core/service.js";
 import type { RawSample } from "../../core/types.js";
 import type { SampleSink, SampleSource } from "../ports.js";
 import { checkSettings, DEFAULT_SETTINGS, nodeIdSyntaxOk, type OpcuaSettings } from "./config.js";
@@ -349,18 +349,9 @@ export class OpcuaSource implements SampleSource {
     throwIfAborted(signal);
     const st = this.opts.state;
     this.seq = st ? (st.lastSeq(this.id) ?? 0) : (this.opts.startSeq ?? 0);
-    let firstDone: () => void = () => {};
-    const first = new Promise<void>((r) => {
-      firstDone = r;
-    });
-    this.loop = this.run(firstDone);
-    const onAbort = () => firstDone();
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      await first;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
+    const { loop, first } = startLoop((firstDone) => this.run(firstDone), signal);
+    this.loop = loop;
+    await first;
     if (signal.aborted) {
       await this.stop();
       throwIfAborted(signal);

@@ -7,7 +7,7 @@ import { GlassdError } from "../../core/errors.js";
 import { TypedEvents } from "../../core/events.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
 import { DEFAULT_RETRY, type RetryPolicy, retryDelay } from "../../core/retry.js";
-import { throwIfAborted } from "../../core/service.js";
+import { startLoop, throwIfAborted } from "../../core/service.js";
 import type { RawSample, Quality as SampleQuality } from "../../core/types.js";
 import type { SampleSink, SampleSource } from "../ports.js";
 import { encodeFrame, FrameParser } from "./frame-parser.js";
@@ -338,18 +338,9 @@ export class SerialBridgeSource implements SampleSource {
     const last = st ? (st.lastSeq(this.id) ?? 0) : (this.opts.startSeq ?? 0);
     const epoch = st?.getState<EpochRecord>(this.stateKey);
     this.mapper = new SequenceMapper(last, isEpoch(epoch) ? epoch : undefined);
-    let firstDone: () => void = () => {};
-    const first = new Promise<void>((r) => {
-      firstDone = r;
-    });
-    this.loop = this.run(firstDone);
-    const onAbort = () => firstDone();
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      await first;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
+    const { loop, first } = startLoop((firstDone) => this.run(firstDone), signal);
+    this.loop = loop;
+    await first;
     if (signal.aborted) {
       await this.stop();
       throwIfAborted(signal);
