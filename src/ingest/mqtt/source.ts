@@ -4,16 +4,22 @@ import type { TagConfig } from "../../config/schema.js";
 import { type Clock, realClock } from "../../core/clock.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
 import { closeClient, firstConnect } from "../../core/mqtt.js";
+import { DEFAULT_RETRY, retryDelay } from "../../core/retry.js";
 import { throwIfAborted } from "../../core/service.js";
 import { SPARKPLUG_NAMESPACE, sparkplugTopic, stateTopic } from "../../core/sparkplug.js";
 import type { RawSample } from "../../core/types.js";
 import type { Rejected } from "../../storage/index.js";
 import type { SampleSink, SampleSource } from "../ports.js";
-import { DEFAULT_RETRY, retryDelay } from "../serial/retry.js";
 import { type MqttSourceConfig, withLine } from "./config.js";
 import { brokerClientOptions, safeUrl } from "./connection.js";
 import { type DecodedRejection, type DecodedSample, JsonTopicMapper } from "./json.js";
-import { rebirthPayload, SparkplugHost, type SparkplugHostStats, type SparkplugResult } from "./sparkplug-host.js";
+import {
+  emptySparkplugHostStats,
+  rebirthPayload,
+  SparkplugHost,
+  type SparkplugHostStats,
+  type SparkplugResult,
+} from "./sparkplug-host.js";
 
 /*
  * MQTT as a SampleSource: plain JSON topics on a persistent session (fixed client id, clean start off, QoS 1) and,
@@ -335,23 +341,7 @@ export class MqttSource implements SampleSource {
       backpressure_holds: c.backpressure_holds,
       last_seq: this.seq,
       sparkplug: {
-        ...(hs ?? {
-          nodes_online: 0,
-          births: 0,
-          device_births: 0,
-          deaths: 0,
-          device_deaths: 0,
-          stale_deaths: 0,
-          seq_gaps: 0,
-          rebirths_requested: 0,
-          rebirths_suppressed: 0,
-          metrics_in: 0,
-          unmapped_metrics: 0,
-          bad_payloads: 0,
-          before_birth: 0,
-          unknown_aliases: 0,
-          tags_marked_bad: 0,
-        }),
+        ...(hs ?? emptySparkplugHostStats()),
         rebirth_ncmd_sent: c.rebirth_ncmd_sent,
       },
     };

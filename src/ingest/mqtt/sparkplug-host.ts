@@ -88,11 +88,8 @@ interface NodeState {
   lastRebirthAt: number;
 }
 
-export class SparkplugHost {
-  private readonly nodes = new Map<string, NodeState>();
-  private readonly groups: Set<string> | undefined;
-  private readonly rebirthIntervalMs: number;
-  private readonly c = {
+function zeroCounters() {
+  return {
     births: 0,
     device_births: 0,
     deaths: 0,
@@ -108,6 +105,18 @@ export class SparkplugHost {
     unknown_aliases: 0,
     tags_marked_bad: 0,
   };
+}
+
+/** The host's counters before it exists (Sparkplug off or not yet connected): every figure zero. */
+export function emptySparkplugHostStats(): SparkplugHostStats {
+  return { nodes_online: 0, ...zeroCounters() };
+}
+
+export class SparkplugHost {
+  private readonly nodes = new Map<string, NodeState>();
+  private readonly groups: Set<string> | undefined;
+  private readonly rebirthIntervalMs: number;
+  private readonly c = zeroCounters();
 
   constructor(private readonly opts: SparkplugHostOptions) {
     this.groups = opts.groups?.length ? new Set(opts.groups) : undefined;
