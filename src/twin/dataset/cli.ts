@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { numberFlag } from "../../cli/flags.js";
 import { MAX_PIXELS, MAX_SIDE, MIN_SIDE } from "../images/index.js";
 import { loadScenario, type Scenario, ScenarioError } from "../scenario/index.js";
 import { DatasetExistsError, type DatasetOptions, generateDataset } from "./generate.js";
@@ -42,14 +43,8 @@ export class DatasetUsageError extends Error {}
 
 const MAX_HOURS = 720;
 
-function num(flag: string, raw: string | undefined, ok: (n: number) => boolean, what: string): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n) || !ok(n)) {
-    throw new DatasetUsageError(`--${flag} expects ${what}, got "${raw}"`);
-  }
-  return n;
-}
+const num = (flag: string, raw: string | undefined, ok: (n: number) => boolean, what: string) =>
+  numberFlag(flag, raw, ok, what, (m) => new DatasetUsageError(m));
 
 /** Parses and checks the command line into generator options (the scenario is loaded and validated here). */
 export function parseDatasetArgs(argv: string[]): (DatasetOptions & { quiet: boolean }) | "help" {

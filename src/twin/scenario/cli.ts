@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { numberFlag } from "../../cli/flags.js";
 import { GlassdError } from "../../core/errors.js";
 import { builtinScenarios, loadScenario, ScenarioError } from "./load.js";
 import { formatScenarioRun, runScenario } from "./summary.js";
@@ -32,14 +33,8 @@ const stdio: ScenarioCliIo = {
 
 class UsageError extends Error {}
 
-function number(name: string, raw: string | undefined, check: (n: number) => boolean, what: string) {
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n) || !check(n)) {
-    throw new UsageError(`--${name} expects ${what}, got "${raw}"`);
-  }
-  return n;
-}
+const number = (name: string, raw: string | undefined, check: (n: number) => boolean, what: string) =>
+  numberFlag(name, raw, check, what, (m) => new UsageError(m));
 
 export async function main(argv: string[], io: ScenarioCliIo = stdio): Promise<number> {
   try {
