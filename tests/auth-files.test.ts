@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createFileExclusive, writeFileAtomic } from "../src/api/auth/files.js";
+import { createFileExclusive, writeFileAtomic } from "../src/core/files.js";
 
 const dir = mkdtempSync(join(tmpdir(), "glassd-files-"));
 

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { link, mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { GlassdError } from "../../core/errors.js";
+import { GlassdError } from "./errors.js";
 
 /*
- * Small file helpers for secrets and credential stores. Everything here is written with mode 0600 through a temp
+ * Small file helpers for secrets, credential stores and stored frames. Everything here is written with mode 0600 through a temp
  * file + fsync + rename, so a crash or power cut (common beside a production line) leaves either the old file or the
  * new one, never a truncated users file that locks everyone out.
  */

@@ -2,7 +2,7 @@ import { connect, type IClientOptions, type MqttClient } from "mqtt";
 import { type Clock, realClock } from "../core/clock.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { closeClient } from "../core/mqtt.js";
-import { retryDelay } from "../ingest/serial/retry.js";
+import { retryDelay } from "../core/retry.js";
 import type { OutboundQueue, QueueEntry } from "./queue.js";
 
 /*

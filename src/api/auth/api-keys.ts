@@ -1,8 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Clock } from "../../core/clock.js";
 import { GlassdError, NotFoundError } from "../../core/errors.js";
+import { JsonFileStore } from "../../core/files.js";
 import { AuthError } from "./errors.js";
-import { JsonFileStore } from "./files.js";
 import { isRole, type Role } from "./roles.js";
 
 /*

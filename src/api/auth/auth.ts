@@ -4,9 +4,6 @@ import { join } from "node:path";
 import type { Config } from "../../config/schema.js";
 import { type Clock, realClock } from "../../core/clock.js";
 import { GlassdError, NotFoundError } from "../../core/errors.js";
-import { type Logger, silentLogger } from "../../core/logger.js";
-import { type ApiKeyInfo, ApiKeyStore, isApiKeyShaped } from "./api-keys.js";
-import { AuthError } from "./errors.js";
 import {
   createFileExclusive,
   ensureDir,
@@ -14,7 +11,10 @@ import {
   loosePermissionWarning,
   readSecretFile,
   writeFileAtomic,
-} from "./files.js";
+} from "../../core/files.js";
+import { type Logger, silentLogger } from "../../core/logger.js";
+import { type ApiKeyInfo, ApiKeyStore, isApiKeyShaped } from "./api-keys.js";
+import { AuthError } from "./errors.js";
 import { checkPasswordPolicy, hashPassword, isPasswordHash, verifyPassword } from "./password.js";
 import { FailureLimiter, type RateLimitOptions } from "./rate-limit.js";
 import { isRole, type Role, roleAtLeast } from "./roles.js";

@@ -1,9 +1,9 @@
 import { copyFile, link, open, readdir, rmdir, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Database, Key } from "lmdb";
-// Crash-safe temp + fsync + rename writer, shared with the credential files (it belongs in core/ one day).
-import { ensureDir, writeFileAtomic } from "../../api/auth/files.js";
 import type { Clock } from "../../core/clock.js";
+// Crash-safe temp + fsync + rename writer, shared with the credential files (it belongs in core/ one day).
+import { ensureDir, writeFileAtomic } from "../../core/files.js";
 import type { Logger } from "../../core/logger.js";
 import type { FramesConfig } from "./config.js";
 import type { FrameFormat } from "./preprocess.js";

@@ -5,10 +5,10 @@ import { type Clock, realClock } from "../../core/clock.js";
 import { ConfigError } from "../../core/errors.js";
 import { TypedEvents } from "../../core/events.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
+import { DEFAULT_RETRY, type RetryPolicy, retryDelay } from "../../core/retry.js";
 import { throwIfAborted } from "../../core/service.js";
 import type { RawSample } from "../../core/types.js";
 import type { SampleSink, SampleSource } from "../ports.js";
-import { DEFAULT_RETRY, type RetryPolicy, retryDelay } from "../serial/retry.js";
 import { type Block, engineeringValue, planBlocks } from "./blocks.js";
 import { type ModbusConfig, modbusConfigIssues } from "./config.js";
 
@@ -24,7 +24,7 @@ import { type ModbusConfig, modbusConfigIssues } from "./config.js";
  * receive buffer is emptied, so that a late reply can never be taken for the answer to the next request. A read
  * error on the port or its close event, or a device path that vanished (checked after `vanish_after_timeouts`
  * consecutive timeouts: a PTY or USB adapter that went away often just goes quiet), closes the link and the source
- * reconnects with jittered backoff (src/ingest/serial/retry.ts), never giving up.
+ * reconnects with jittered backoff (src/core/retry.ts), never giving up.
  */
 
 export interface ModbusStateStore {

@@ -3,6 +3,8 @@
  * message value types with encodeMessage/decodeMessage, layer (c) RequestQueue, and SerialBridgeSource, the
  * SampleSource the daemon uses.
  */
+
+export { DEFAULT_RETRY, type RetryPolicy, retryDelay } from "../../core/retry.js";
 export { cobsDecodeInto, cobsEncode, cobsMaxEncoded } from "./cobs.js";
 export { CRC16_CHECK, crc16 } from "./crc16.js";
 export {
@@ -35,7 +37,6 @@ export {
   ValueType,
 } from "./messages.js";
 export { type Exchange, RequestQueue, type RequestQueueOptions, SerialRequestError } from "./requests.js";
-export { DEFAULT_RETRY, type RetryPolicy, retryDelay } from "./retry.js";
 export { type EpochRecord, type Gap, SequenceMapper, unwrap32 } from "./sequence.js";
 export {
   type CommandResult,
