@@ -33,6 +33,8 @@ def parse_args(argv):
     p.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
     p.add_argument("--work-dir", type=Path, default=REPO_ROOT / "models" / "factory" / ".work")
     p.add_argument("--threads", type=int, default=1, help="torch / onnxruntime threads per job")
+    p.add_argument("--version", default=None,
+                   help="version written into the cards and the manifest (default 1.0.0, 0.0.0-quick with --quick)")
     p.add_argument("--no-pregenerate", action="store_true", help="generate datasets lazily, when a model needs one")
     a = p.parse_args(argv)
     only = ORDER if a.only is None else tuple(x.strip() for x in a.only.split(",") if x.strip())
@@ -57,7 +59,8 @@ def build(argv=None) -> int:
     a = parse_args(argv)
     t0 = time.perf_counter()
     ctx = BuildContext(quick=a.quick, seed=a.seed, repo_root=REPO_ROOT, models_dir=a.models_dir,
-                       work_dir=a.work_dir, trials=a.trials, threads=a.threads)
+                       work_dir=a.work_dir, trials=a.trials, threads=a.threads,
+                       version_override=a.version)
     ctx.log(f"build {'--quick ' if a.quick else ''}seed {a.seed}, trials {a.trials}, models → {a.models_dir}, "
             f"work → {a.work_dir}; order {list(a.only)}")
     rows = []

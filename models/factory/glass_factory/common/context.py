@@ -70,6 +70,7 @@ class BuildContext:
     plan: dict[str, list[Part]] | None = None
     image_plan: dict[str, tuple] | None = None
     verbose: bool = True
+    version_override: str | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -84,7 +85,9 @@ class BuildContext:
 
     @property
     def version(self) -> str:
-        """"1.0.0" for the default build, "0.0.0-quick" for --quick."""
+        """--version when given, else "1.0.0" for the default build and "0.0.0-quick" for --quick."""
+        if self.version_override:
+            return self.version_override
         return "0.0.0-quick" if self.quick else "1.0.0"
 
     def split_seed(self, split: str, index: int = 0) -> int:
