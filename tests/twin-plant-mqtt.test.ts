@@ -28,7 +28,7 @@ let broker: ChildProcess | undefined;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const num = (v: unknown): number => (typeof v === "object" && v !== null ? Number(String(v)) : Number(v));
 
-async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = fn();
