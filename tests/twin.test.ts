@@ -4,6 +4,7 @@ import { DEFAULT_TAGS } from "../src/config/default-tags.js";
 import type { TagConfig } from "../src/config/schema.js";
 import { defaultConfig } from "../src/config/validate.js";
 import type { DefectClass, InspectionEvent, RawSample } from "../src/core/types.js";
+import { Validator } from "../src/ingest/validate.js";
 import { DelayBuffer } from "../src/twin/delay-buffer.js";
 import {
   BASE_DEFECT_RATE,
@@ -498,6 +499,50 @@ test("real-time mode emits samples through the sink with backpressure, calls han
   assert.is(st.itemsInspected, items.length);
   // 300 ms at 2000× is ~600 simulated seconds; allow for slow hosts.
   assert.ok(tw.now() - T0 >= 60 * SEC, `simulated only ${(tw.now() - T0) / SEC} s`);
+});
+
+test("a catch-up after a stalled event loop is sent in chunks the validator does not find stale", async () => {
+  // A manual wall clock: one callback owes 400 steps (10 s of wall time at 40×). From the config the twin sends at
+  // most floor(shortest stale horizon / step) steps per batch, and each batch is checked on the twin's own clock as
+  // the daemon's Validator does.
+  const config = defaultConfig();
+  let wall = T0;
+  const opts = twinOptionsFromConfig(config, { startTs: T0, clock: { now: () => wall } });
+  assert.is(opts.maxStepsPerSend, 3, "3 s (3 × the 1 s tags' period) / 1 s steps");
+  const tw = new TwinLine({ ...opts, speed: 40 });
+  const validator = new Validator(config.tags, config.validation, { now: () => tw.now() });
+  const reasons = new Map<string, number>();
+  let samples = 0;
+  tw.attach(async (batch) => {
+    for (const raw of batch) {
+      samples++;
+      const r = validator.validate(raw);
+      if (!r.ok) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
+    }
+  });
+  await tw.start(new AbortController().signal);
+  wall += 10 * SEC;
+  while (tw.now() - T0 < 400 * SEC) await sleep(5);
+  await tw.stop();
+  assert.ok(samples > 2000, `only ${samples} samples`);
+  assert.equal([...reasons], [], "no sample rejected");
+
+  // The same catch-up in one batch (the old behaviour) loses the oldest fast samples as stale.
+  wall = T0;
+  const oneBatch = new TwinLine({ ...opts, speed: 40, maxStepsPerSend: 5000 });
+  const v2 = new Validator(config.tags, config.validation, { now: () => oneBatch.now() });
+  let stale = 0;
+  oneBatch.attach(async (batch) => {
+    for (const raw of batch) {
+      const r = v2.validate(raw);
+      if (!r.ok && r.reason === "stale") stale++;
+    }
+  });
+  await oneBatch.start(new AbortController().signal);
+  wall += 10 * SEC;
+  while (oneBatch.now() - T0 < 400 * SEC) await sleep(5);
+  await oneBatch.stop();
+  assert.ok(stale > 100, `stale ${stale}`);
 });
 
 test("real-time mode survives a rejecting sink and a throwing handler", async () => {

@@ -148,10 +148,127 @@ export class FeatureRing {
   }
 }
 
+/** Spacing of the factory's graph snapshots when the manifest does not say (`extra.stride_s`): src/twin/dataset's. */
+export const DEFAULT_GRAPH_STRIDE_S = 60;
+
+/**
+ * The sensor graph's snapshot of the windows for a tick. The factory's snapshots (src/twin/dataset) are taken every
+ * `stride` (60 s) on the twin's sampling grid, after every sample up to them is in the windows. So each tag whose
+ * period divides the stride (a "grid tag": 1, 2, 10 and 60 s on the default line) has a sample exactly at the
+ * snapshot: its `age_frac` and `missing_frac` are 0 on a healthy line, with a std of ≈ 0 in training, and any other
+ * value reads as a sensor fault to the model. Slower tags are seen at every phase. A tick's own time is neither: it
+ * falls between the samples of a 10 s or 60 s tag (age up to 1/60 or 1/10 of the window), and with a fast twin the
+ * newest samples are still on their way to the windows (a 1 s tag looks a few samples old and short).
+ *
+ * The snapshot therefore:
+ * - is taken at the newest time `ts` (not after the tick) up to which every grid tag has delivered all its due
+ *   samples, samples still in flight left out; a tag whose next sample is overdue by more than the fastest grid
+ *   period at the data front (the median newest sample) is late: it does not hold the snapshot back, it shows
+ *   as late (age, missing) as a dropout did in the dataset;
+ * - shows each grid tag as of its newest sample instant due at or before `ts` (its own sampling grid, the phase
+ *   taken from its newest sample), shifted to `ts`: on time, its newest sample is there and its window is the one
+ *   the dataset had at a snapshot; in dropout, the due instant moves on without it and age/missing grow as in the
+ *   dataset;
+ * - shows slower tags as of `ts` itself (any phase, as in the dataset).
+ * A shift is below one period of the tag, and `ts` trails a tag's newest sample by at most about two of the
+ * fastest periods: inside what the windows keep (window + 3 periods).
+ */
+export class GraphSnapshot implements GraphWindowSource {
+  private readonly ids: string[];
+  /** Indices into `ids` of the grid tags. */
+  private readonly grid: Int32Array;
+  private readonly period: Float64Array;
+  private readonly index: Map<string, number>;
+  /** Per tag: how far (ms) its view is shifted forward to `ts`; 0 for slower tags. */
+  private readonly shift: Float64Array;
+  private readonly newest: Float64Array;
+  private readonly sorted: Float64Array;
+  /** A grid tag whose next sample is overdue by more than this at the data front is late (dropout, lagging). */
+  private readonly lateMs: number;
+  private inner: GraphWindowSource | undefined;
+
+  constructor(
+    tags: readonly Pick<TagConfig, "id" | "period_ms">[],
+    readonly strideMs: number,
+  ) {
+    if (!(strideMs > 0)) throw new RangeError(`GraphSnapshot: stride must be > 0 ms, got ${strideMs}`);
+    this.ids = tags.map((t) => t.id);
+    this.index = new Map(this.ids.map((id, i) => [id, i]));
+    this.period = Float64Array.from(tags, (t) => t.period_ms);
+    this.grid = Int32Array.from(tags.flatMap((t, i) => (t.period_ms > 0 && strideMs % t.period_ms === 0 ? [i] : [])));
+    this.shift = new Float64Array(tags.length);
+    this.newest = new Float64Array(tags.length);
+    this.sorted = new Float64Array(this.grid.length);
+    this.lateMs = this.grid.length ? Math.min(...Array.from(this.grid, (i) => this.period[i]!)) : 0;
+  }
+
+  /**
+   * Takes the snapshot of `windows` for a tick at `now`: returns its time; until the next call this object is the
+   * view of the windows to compute the node features on, at that time.
+   */
+  take(windows: GraphWindowSource, now: number): number {
+    this.inner = windows;
+    this.shift.fill(0);
+    const ids = this.ids;
+    const newest = this.newest;
+    let k = 0;
+    for (const i of this.grid) {
+      const t = windows.lastTsAtOrBefore(ids[i]!, now);
+      newest[i] = t;
+      if (Number.isFinite(t)) this.sorted[k++] = t;
+    }
+    if (k === 0) return now;
+    // The data front: the median newest sample of the grid tags (one tag racing ahead does not move it).
+    const front = this.sorted.subarray(0, k).sort()[Math.floor(k / 2)]!;
+    // Every grid tag whose next sample is not overdue by more than `lateMs` at the front has delivered all its
+    // samples up to just before that next one; the snapshot is the newest time all of them cover.
+    let ts = now;
+    for (const i of this.grid) {
+      const next = newest[i]! + this.period[i]!;
+      if (next >= front - this.lateMs && next - 1 < ts) ts = next - 1;
+    }
+    for (const i of this.grid) {
+      const t = windows.lastTsAtOrBefore(ids[i]!, ts);
+      if (!Number.isFinite(t)) continue;
+      const p = this.period[i]!;
+      this.shift[i] = ts - (t + Math.floor((ts - t) / p) * p);
+    }
+    return ts;
+  }
+
+  /** How far (ms) the last snapshot shifted a tag's view forward (0 for slower tags and unknown ids). */
+  shiftOf(tag: string): number {
+    const i = this.index.get(tag);
+    return i === undefined ? 0 : this.shift[i]!;
+  }
+
+  copyWindow(tag: string, fromTs: number, toTs: number, outTs: Float64Array, outValues: Float64Array): number {
+    const d = this.shiftOf(tag);
+    const n = this.source().copyWindow(tag, fromTs - d, toTs - d, outTs, outValues);
+    if (d !== 0) for (let j = 0; j < n; j++) outTs[j]! += d;
+    return n;
+  }
+
+  lastTsAtOrBefore(tag: string, ts: number): number {
+    const d = this.shiftOf(tag);
+    return this.source().lastTsAtOrBefore(tag, ts - d) + d;
+  }
+
+  maxCapacity(): number {
+    return this.source().maxCapacity();
+  }
+
+  private source(): GraphWindowSource {
+    if (!this.inner) throw new Error("GraphSnapshot: take() a snapshot before reading it");
+    return this.inner;
+  }
+}
+
 /**
  * The sensor-graph input: node features by src/features/graph.ts (the code the dataset writer used) over the
  * FeatureStage's windows, nodes in the manifest's `extra.node_ids` order (which must be the tag dictionary's),
  * edges from `extra.edge_index` ([2, E], as the model was trained) fed as an int64 input when the model takes one.
+ * A tick's node features are those of its {@link GraphSnapshot} (see there why not the tick's own time).
  */
 export class GraphInput {
   readonly nodeIds: string[];
@@ -159,6 +276,7 @@ export class GraphInput {
   private readonly edgeIndex: BigInt64Array;
   private readonly E: number;
   private readonly norm: Normaliser;
+  private readonly snapshot: GraphSnapshot;
 
   constructor(
     private readonly ref: Pick<ModelRef, "name" | "feature_order" | "normalisation" | "extra" | "inputs">,
@@ -203,10 +321,21 @@ export class GraphInput {
     this.extractor = new GraphFeatureExtractor(tags, edges, windowS ? { windowS } : {});
     this.nodeIds = ids as string[];
     this.norm = normaliserFor(ref, GRAPH_NODE_FEATURES.length);
+    this.snapshot = new GraphSnapshot(tags, (num(ref.extra.stride_s) ?? DEFAULT_GRAPH_STRIDE_S) * 1000);
   }
 
-  feeds(windows: GraphWindowSource, ts: number): Feeds {
-    const raw = this.extractor.compute(windows, ts);
+  /**
+   * The raw node features [N × F] (row-major, before normalisation: what the dataset's graph/nodes.npy holds) of
+   * the snapshot of `windows` for a tick at `now` (see {@link GraphSnapshot}), and the snapshot's time.
+   */
+  nodeFeatures(windows: GraphWindowSource, now: number): { ts: number; x: Float32Array } {
+    const ts = this.snapshot.take(windows, now);
+    return { ts, x: this.extractor.compute(this.snapshot, ts) };
+  }
+
+  /** The model's inputs for a tick at `now` and the time of the snapshot they describe. */
+  feeds(windows: GraphWindowSource, now: number): { ts: number; feeds: Feeds } {
+    const { ts, x: raw } = this.nodeFeatures(windows, now);
     const F = GRAPH_NODE_FEATURES.length;
     const N = this.nodeIds.length;
     const x = new Float32Array(N * F);
@@ -216,7 +345,7 @@ export class GraphInput {
       if (inp.dtype === "int64") feeds[inp.name] = { data: this.edgeIndex.slice(), dims: [2, this.E] };
       else feeds[inp.name] = { data: x, dims: inp.shape.length === 3 ? [1, N, F] : [N, F] };
     }
-    return feeds;
+    return { ts, feeds };
   }
 }
 

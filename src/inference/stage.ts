@@ -31,6 +31,11 @@ export interface ForecastOut {
 export interface GraphOut {
   status: "ok";
   model: string;
+  /**
+   * Line time of the snapshot the scores are about: the newest time the samples have reached, at or before the
+   * tick (see GraphSnapshot in inputs.ts: the node features are computed as the factory's snapshots were).
+   */
+  snapshot_ts: number;
   node_scores: Record<string, number> | null;
   graph_score: number | null;
 }
@@ -198,8 +203,9 @@ export class ModelStage {
     if (!g) sensorGraph = unavailable(this.n.graph.map(reasonOf).join("; "));
     else {
       this.graph = this.build(this.graph, g, () => new GraphInput(g.ref, this.o.tags));
-      // The factory's graph snapshots start once the first feature window is full (src/twin/dataset): before that
-      // the node features (missing fraction, age) look like dropouts to the model, so it waits as the data did.
+      // Until every node's window is full (the slowest tag's is 3 of its periods: humidity 45 min) its missing
+      // fraction looks like a dropout to the model (the dataset's first rows have it, rarely: the model flags them),
+      // so the graph waits for the longest node window.
       this.graphSince ??= ts;
       const warmMs = graphWarmupMs(g);
       if ("error" in this.graph) sensorGraph = unavailable(this.graph.error);
@@ -210,8 +216,9 @@ export class ModelStage {
       else {
         const gi = this.graph.value;
         try {
-          const out = await timed(g.name, () => this.o.registry.run(g.name, gi.feeds(windows, ts), g));
-          sensorGraph = this.graphOut(g, gi, out, named);
+          const input = gi.feeds(windows, ts);
+          const out = await timed(g.name, () => this.o.registry.run(g.name, input.feeds, g));
+          sensorGraph = this.graphOut(g, gi, out, named, input.ts);
         } catch (err) {
           sensorGraph = unavailable(`${g.name} failed: ${(err as Error).message}`);
         }
@@ -374,6 +381,7 @@ export class ModelStage {
     gi: GraphInput,
     out: Record<string, TensorData>,
     named: Map<string, number>,
+    snapshotTs: number,
   ): GraphOut {
     const N = gi.nodeIds.length;
     const entries = Object.entries(out);
@@ -394,7 +402,7 @@ export class ModelStage {
     }
     const graph_score = graph ? Number(graph[1].data[0]) : null;
     if (graph_score !== null) named.set(`${g.name}.graph_score`, graph_score);
-    return { status: "ok", model: `${g.name}@${g.version}`, node_scores, graph_score };
+    return { status: "ok", model: `${g.name}@${g.version}`, snapshot_ts: snapshotTs, node_scores, graph_score };
   }
 
   private riskOut(e: ModelInstance, out: Record<string, TensorData>, ts: number): RiskOut | Unavailable {
@@ -422,9 +430,9 @@ export class ModelStage {
   }
 }
 
-/** Line time the sensor graph waits after the first tick: the shortest node window of the manifest (default 600 s). */
+/** Line time the sensor graph waits after the first tick: the longest node window of the manifest (default 600 s). */
 function graphWarmupMs(g: ModelInstance): number {
   const w = g.ref.extra.node_window_s;
-  const s = Array.isArray(w) && w.length ? Math.min(...(w as number[])) : 600;
+  const s = Array.isArray(w) && w.length ? Math.max(...(w as number[])) : 600;
   return Number.isFinite(s) && s > 0 ? s * 1000 : 600_000;
 }

@@ -98,6 +98,16 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * Validates raw samples against the tag dictionary. Holds per-tag rate-of-change references, so use one instance
  * per pipeline and feed it samples in arrival order. `validate` never throws.
  */
+/** The shortest stale horizon over the tags (ms): how old a sample may be, in line time, before it is rejected. */
+export function shortestStaleMs(
+  tags: readonly TagConfig[],
+  config: Pick<Config["validation"], "stale_factor">,
+): number {
+  let min = Number.POSITIVE_INFINITY;
+  for (const t of tags) min = Math.min(min, t.stale_after_ms ?? config.stale_factor * t.period_ms);
+  return min;
+}
+
 export class Validator {
   private readonly rules = new Map<string, Rule>();
   private readonly refs = new Map<string, Reference>();

@@ -4,6 +4,7 @@ import { type Logger, silentLogger } from "../core/logger.js";
 import { throwIfAborted } from "../core/service.js";
 import type { InspectionEvent, RawSample } from "../core/types.js";
 import type { ActuatorSink, InspectionSource, SampleSink, SampleSource, WriteResult } from "../ingest/ports.js";
+import { shortestStaleMs } from "../ingest/validate.js";
 import { DefectModel } from "./defect-model.js";
 import { LineModel, type LinePhysicsOptions } from "./line-model.js";
 
@@ -28,6 +29,13 @@ export interface TwinLineOptions {
   maxStepsPerTick?: number;
   /** Most samples per batch handed to the sink. Default 5000. */
   maxBatchSize?: number;
+  /**
+   * Most simulation steps whose samples go to the sink together (default: `maxStepsPerTick`). A callback catching
+   * up many steps simulates and sends them in chunks of this size, each after the previous one was accepted, so the
+   * oldest sample of a batch is never older (in line time) than this many steps when it is validated: set it below
+   * the shortest stale horizon (see `shortestStaleMs` in ingest/validate.ts) or fast twins lose samples as stale.
+   */
+  maxStepsPerSend?: number;
   /** Line-specific physics figures (cullet share, wall thickness); defaults are DOMAIN.md's typical line. */
   physics?: LinePhysicsOptions;
   /**
@@ -86,6 +94,7 @@ export class TwinLine implements SampleSource, InspectionSource, ActuatorSink {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly maxStepsPerTick: number;
+  private readonly maxStepsPerSend: number;
   private readonly maxBatchSize: number;
   /** Next due time of each tag's sample, parallel to `tags`. */
   private readonly nextDue: Float64Array;
@@ -128,6 +137,7 @@ export class TwinLine implements SampleSource, InspectionSource, ActuatorSink {
     this.log = opts.logger ?? silentLogger;
     this.maxStepsPerTick = Math.max(1, Math.floor(opts.maxStepsPerTick ?? 5000));
     this.maxBatchSize = Math.max(1, Math.floor(opts.maxBatchSize ?? 5000));
+    this.maxStepsPerSend = Math.max(1, Math.floor(opts.maxStepsPerSend ?? this.maxStepsPerTick));
     const startTs = opts.startTs ?? Math.floor(this.clock.now() / 1000) * 1000;
     this.model = new LineModel({
       tags: this.tags.slice(),
@@ -293,19 +303,37 @@ export class TwinLine implements SampleSource, InspectionSource, ActuatorSink {
       this.counters.skippedSimMs += this.owedMs - maxOwed;
       this.owedMs = maxOwed;
     }
-    const samples: RawSample[] = [];
-    const inspections: InspectionEvent[] = [];
-    this.runSteps(steps, samples, inspections);
-    for (const e of inspections) this.notify(e);
-    if (samples.length === 0) {
+    const first = this.runChunk(Math.min(steps, this.maxStepsPerSend));
+    if (first.length === 0 && steps <= this.maxStepsPerSend) {
       this.schedule();
       return;
     }
-    this.inFlight = this.send(samples).finally(() => {
+    this.inFlight = this.sendChunks(first, steps - Math.min(steps, this.maxStepsPerSend)).finally(() => {
       this.inFlight = undefined;
       if (this.running) this.schedule();
     });
   };
+
+  /** Simulates `steps` steps, notifies the inspection handlers and returns the samples. */
+  private runChunk(steps: number): RawSample[] {
+    const samples: RawSample[] = [];
+    const inspections: InspectionEvent[] = [];
+    this.runSteps(steps, samples, inspections);
+    for (const e of inspections) this.notify(e);
+    return samples;
+  }
+
+  /** Sends `samples`, then simulates and sends the remaining steps chunk by chunk (stops early when stopped). */
+  private async sendChunks(samples: RawSample[], remaining: number): Promise<void> {
+    let next = samples;
+    for (;;) {
+      if (next.length > 0) await this.send(next);
+      if (remaining <= 0 || !this.running) return;
+      const n = Math.min(remaining, this.maxStepsPerSend);
+      remaining -= n;
+      next = this.runChunk(n);
+    }
+  }
 
   private notify(e: InspectionEvent): void {
     for (const h of this.handlers) {
@@ -343,7 +371,7 @@ export class TwinLine implements SampleSource, InspectionSource, ActuatorSink {
 
 /** TwinLine options from the daemon's config (`config.twin` and `config.tags`). */
 export function twinOptionsFromConfig(
-  config: Pick<Config, "twin" | "tags">,
+  config: Pick<Config, "twin" | "tags" | "validation">,
   extra: Pick<TwinLineOptions, "clock" | "startTs" | "logger" | "startSeq"> = {},
 ): TwinLineOptions {
   return {
@@ -352,6 +380,8 @@ export function twinOptionsFromConfig(
     speed: config.twin.speed,
     stepMs: config.twin.step_ms,
     itemsPerMin: config.twin.items_per_min,
+    // a catch-up after a stalled event loop must not hand the validator samples older than its stale horizon
+    maxStepsPerSend: Math.max(1, Math.floor(shortestStaleMs(config.tags, config.validation) / config.twin.step_ms)),
     ...extra,
   };
 }
