@@ -113,9 +113,13 @@ async function buildOnStore(
     if (last) validator.seed(last);
   }
   const features = FeatureStage.fromConfig(config);
-  // Refill the feature windows from storage so a restart does not start from empty windows.
+  // Refill the feature windows from storage so a restart does not start from empty windows: each tag as far back as
+  // its window keeps samples (window + stale_factor periods: slow tags' windows, which the sensor graph reads, too).
   const now = clock.now();
-  for (const t of config.tags) features.push(store.range(t.id, now - config.pipeline.window_s * 1000, now));
+  for (const t of config.tags) {
+    const keepMs = config.pipeline.window_s * 1000 + config.validation.stale_factor * t.period_ms;
+    features.push(store.range(t.id, now - keepMs, now));
+  }
 
   const auth = new Auth({ config, logger: logs.child("auth") });
   const info = await auth.init();
