@@ -1,13 +1,15 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import * as ort from "onnxruntime-node";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readNpy } from "../src/core/npy.js";
-import type { Feeds, TypedData } from "../src/inference/host.js";
+import { type Feeds, openSession, sessionOptions, type TensorData, type TypedData } from "../src/inference/host.js";
 import { goldenCompare } from "../src/inference/instance.js";
-import { readGoldenDoc } from "../src/inference/manifest.js";
+import { type ManifestEntry, readGoldenDoc } from "../src/inference/manifest.js";
 import { type ModelAlarm, ModelRegistry } from "../src/inference/registry.js";
+import type { WorkerSession } from "../src/inference/worker-session.js";
 import {
   copyModel,
   manifestEntries,
@@ -340,6 +342,215 @@ test("remembered choice survives a restart", async () => {
   const { r: again } = registry([dir], { statePath });
   await again.start();
   assert.is(again.statusOf(e.name).version, "1.0.0");
+});
+
+// --- the worker's shared-memory call path ---
+
+/** Row `i` (dim 0) of every input. */
+function row(f: Feeds, i: number): Feeds {
+  const out: Feeds = {};
+  for (const [k, t] of Object.entries(f)) {
+    const per = t.data.length / t.dims[0]!;
+    out[k] = { data: t.data.slice(i * per, (i + 1) * per) as TypedData, dims: [1, ...t.dims.slice(1)] };
+  }
+  return out;
+}
+
+/** Same names, dims, array type and bytes (bit for bit, NaN payloads included). */
+function assertBitIdentical(got: Feeds, want: Feeds, what: string): void {
+  assert.equal(Object.keys(got), Object.keys(want), `${what}: output names`);
+  for (const [k, w] of Object.entries(want)) {
+    const g = got[k]!;
+    assert.equal([...g.dims], [...w.dims], `${what}.${k} dims`);
+    assert.is(g.data.constructor, w.data.constructor, `${what}.${k} array type`);
+    const gb = new Uint8Array(g.data.buffer, g.data.byteOffset, g.data.byteLength);
+    const wb = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
+    assert.ok(Buffer.compare(gb, wb) === 0, `${what}.${k}: outputs differ from bare session.run`);
+  }
+}
+
+/** A bare onnxruntime-node session in this thread, with the daemon's session options. */
+async function bareSession(e: ManifestEntry) {
+  const s = await ort.InferenceSession.create(join(SRC, e.file), sessionOptions(1));
+  return {
+    run: async (f: Feeds): Promise<Feeds> => {
+      const feeds = Object.fromEntries(
+        Object.entries(f).map(([k, t]) => [k, new ort.Tensor(t.data as Float32Array, [...t.dims])]),
+      );
+      const out = await s.run(feeds);
+      return Object.fromEntries(
+        Object.entries(out).map(([k, t]) => [k, { data: t.data as TypedData, dims: [...t.dims] } as TensorData]),
+      );
+    },
+    release: () => s.release(),
+  };
+}
+
+/** Awaits `fn()` and checks that it rejects with a message matching `re`. */
+async function rejects(fn: () => Promise<unknown>, re: RegExp): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    assert.match((err as Error).message, re);
+    return;
+  }
+  assert.unreachable(`expected a rejection matching ${re}`);
+}
+
+const workerOf = (r: ModelRegistry, name: string) => r.active(name)!.session as WorkerSession;
+
+test("worker calls through shared memory give bit-identical outputs to a bare session.run (golden inputs)", async () => {
+  const entries = manifestEntries(SRC);
+  const { r } = registry([SRC], { allowRejected: entries.map((e) => e.name) });
+  await r.start();
+  for (const e of entries) {
+    const gp = join(SRC, e.golden!);
+    const all = goldenFeeds(gp);
+    const bare = await bareSession(e);
+    const w = workerOf(r, e.name);
+    assert.is(w.isolation, "worker");
+    assert.ok(w.direct, `${e.name}: the worker runs the native session synchronously`);
+    const before = { ...w.counts };
+    // the whole golden batch, then each of its first rows at batch 1 (the tick's shape)
+    assertBitIdentical(await r.run(e.name, all), await bare.run(all), `${e.name} golden batch`);
+    const rows = Math.min(4, all[Object.keys(all)[0]!]!.dims[0]!);
+    for (let i = 0; i < rows; i++)
+      assertBitIdentical(await r.run(e.name, row(all, i)), await bare.run(row(all, i)), `${e.name} row ${i}`);
+    assert.is(w.counts.shared_in - before.shared_in, rows + 1, `${e.name}: inputs went through shared memory`);
+    if (e.name !== "vision") assert.is(w.counts.shared_out - before.shared_out, rows + 1, `${e.name}: outputs too`);
+    else assert.is(w.counts.port_out - before.port_out, rows + 1, "vision masks are transferred, not copied");
+    // a batch larger than the channel's data region goes by message, same numbers
+    if (e.name === "vision") {
+      const frames = 8;
+      const one = row(all, 0);
+      const data = new Float32Array(one.image!.data.length * frames);
+      for (let f = 0; f < frames; f++)
+        data.set(row(all, f % 2).image!.data as Float32Array, f * one.image!.data.length);
+      const big = { image: { data, dims: [frames, ...one.image!.dims.slice(1)] } };
+      const portIn = w.counts.port_in;
+      assertBitIdentical(await r.run(e.name, big), await bare.run(big), "vision batch of 8");
+      assert.is(w.counts.port_in, portIn + 1, "an 8-frame batch does not fit the channel: sent by message");
+    }
+    await bare.release();
+  }
+});
+
+test("concurrent calls from many ticks never mix responses", async () => {
+  const names = ["forecaster", "gnn", "ensemble", "policy"];
+  const entries = manifestEntries(SRC).filter((e) => names.includes(e.name));
+  const { r } = registry([SRC], {
+    allowRejected: entries.map((e) => e.name),
+    queue: { capacity: 1000, policy: "reject_newest", max_batch: 1 },
+  });
+  await r.start();
+  const cases: { name: string; inputs: Feeds[]; expected: Feeds[] }[] = [];
+  for (const e of entries) {
+    const all = goldenFeeds(join(SRC, e.golden!));
+    const n = Math.min(8, all[Object.keys(all)[0]!]!.dims[0]!);
+    const bare = await bareSession(e);
+    const inputs = Array.from({ length: n }, (_, i) => row(all, i));
+    const expected: Feeds[] = [];
+    for (const f of inputs) expected.push(await bare.run(f));
+    await bare.release();
+    // distinct inputs give distinct outputs, or the check below could not see a mix-up
+    assert.ok(
+      n < 2 ||
+        Buffer.compare(
+          Buffer.from(Object.values(expected[0]!)[0]!.data.buffer),
+          Buffer.from(Object.values(expected[1]!)[0]!.data.buffer),
+        ) !== 0,
+      `${e.name}: golden rows 0 and 1 give different outputs`,
+    );
+    cases.push({ name: e.name, inputs, expected });
+  }
+  // 60 ticks started together, each calling every model with the input of its tick, plus calls straight on the
+  // sessions (past the queue, the session's own FIFO)
+  const calls: Promise<void>[] = [];
+  for (let t = 0; t < 60; t++)
+    for (const c of cases) {
+      const i = (t * 7 + c.name.length) % c.inputs.length;
+      calls.push(
+        (async () => {
+          if (t % 3 === 0) await new Promise((res) => setImmediate(res));
+          const out = t % 2 ? await r.run(c.name, c.inputs[i]!) : await workerOf(r, c.name).run(c.inputs[i]!);
+          assertBitIdentical(out, c.expected[i]!, `${c.name} tick ${t} input ${i}`);
+        })(),
+      );
+    }
+  await Promise.all(calls);
+  for (const c of cases) assert.is(r.statusOf(c.name).failures, 0);
+});
+
+test("a worker crash mid-call fails the waiting calls with the reason, raises an alarm, and the version comes back", async () => {
+  const e = smallModel(SRC);
+  const { r, alarms } = registry([SRC]);
+  await r.start();
+  const feeds = goldenFeeds(join(SRC, e.golden!), true);
+  const before = await r.run(e.name, feeds);
+  const crashed = r.active(e.name)!;
+  (crashed.session as WorkerSession).injectFault("crash");
+  const settled = await Promise.allSettled([r.run(e.name, feeds), r.run(e.name, feeds), r.run(e.name, feeds)]);
+  for (const s of settled) assert.is(s.status, "rejected", "no call hangs or invents output");
+  assert.match(String((settled[0] as PromiseRejectedResult).reason), /model worker crashed: injected fault/);
+  assert.ok(crashed.session.dead, "the session is marked dead");
+  const alarm = alarms.find((a) => a.code === "run_failed");
+  assert.ok(alarm, "run_failed alarm");
+  assert.match(alarm!.message, /crashed/);
+  for (let i = 0; i < 400 && (r.active(e.name) === crashed || !r.active(e.name)); i++)
+    await new Promise((res) => setTimeout(res, 25));
+  const fresh = r.active(e.name);
+  assert.ok(fresh && fresh !== crashed, "the same version reloaded in a fresh worker");
+  assert.is(fresh!.version, crashed.version);
+  assertBitIdentical(await r.run(e.name, feeds), before, "after recovery");
+  assert.is(r.statusOf(e.name).status, "loaded");
+});
+
+test("a worker that stops answering is ended by the watchdog; errors surface and the channel keeps working", async () => {
+  const e = manifestEntries(SRC).find((x) => x.name === "policy") ?? smallModel(SRC);
+  const bytes = readFileSync(join(SRC, e.file));
+  const s = (await openSession(bytes, { threads: 1, isolation: "worker", hangMs: 300 })) as WorkerSession;
+  try {
+    const feeds = goldenFeeds(join(SRC, e.golden!), true);
+    const good = await s.run(feeds);
+    const name = e.inputs[0]!.name;
+    const t = feeds[name]!;
+    // wrong shape (through shared memory), an input under a name the model does not have (by message), a wrong
+    // array type: onnxruntime's errors, naming the input
+    await rejects(
+      () => s.run({ ...feeds, [name]: { data: t.data.subarray(1), dims: [1, t.data.length - 1] } }),
+      new RegExp(`invalid dimensions for input: ${name}`),
+    );
+    await rejects(() => s.run({ nope: t }), new RegExp(`input '${name}' is missing`));
+    await rejects(() => s.run({ ...feeds, [name]: { data: new Float64Array(t.data.length), dims: t.dims } }), /type/i);
+    assertBitIdentical(await s.run(feeds), good, "after errors");
+    s.injectFault("hang");
+    await rejects(() => s.run(feeds), /did not answer within 300 ms/);
+    assert.ok(s.dead);
+    await rejects(() => s.run(feeds), /did not answer/);
+  } finally {
+    await s.close();
+  }
+  await rejects(() => s.run({}), /closed|did not answer/);
+});
+
+test("the worker's fallback on onnxruntime's public API (no native binding file) gives the same outputs", async () => {
+  const e = smallModel(SRC);
+  const s = (await openSession(readFileSync(join(SRC, e.file)), {
+    threads: 1,
+    isolation: "worker",
+    publicApi: true,
+  })) as WorkerSession;
+  const bare = await bareSession(e);
+  try {
+    assert.not.ok(s.direct);
+    const all = goldenFeeds(join(SRC, e.golden!));
+    const outs = await Promise.all([0, 1, 2, 3].map((i) => s.run(row(all, i))));
+    for (let i = 0; i < 4; i++) assertBitIdentical(outs[i]!, await bare.run(row(all, i)), `fallback row ${i}`);
+    assert.is(s.counts.shared_in, 4);
+  } finally {
+    await s.close();
+    await bare.release();
+  }
 });
 
 test.run();

@@ -23,7 +23,7 @@ export const InferenceSectionSchema = Type.Object(
     isolation: Type.Union([Type.Literal("worker"), Type.Literal("inline")], {
       default: "worker",
       ...d(
-        "worker: each loaded version in its own worker thread, ended on retirement (no RSS growth over swaps, onnxruntime#25325); inline: in the main thread (≈40 µs less per call, leaks on swaps).",
+        "worker: each loaded version in its own worker thread, ended on retirement (no RSS growth over swaps, onnxruntime#25325); inline: in the main thread (≈10–20 µs less per call, leaks on swaps).",
       ),
     }),
     threads: Type.Integer({ default: 1, minimum: 1, maximum: 8, ...d("Intra-op threads per session.") }),

@@ -1,6 +1,5 @@
-import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
+import { WorkerSession } from "./worker-session.js";
 
 /*
  * Where an ONNX Runtime session lives. Two hosts, one interface:
@@ -9,11 +8,14 @@ import * as ort from "onnxruntime-node";
  *   the version releases the session and terminates the worker. onnxruntime-node leaks native memory on every
  *   session create/release (microsoft/onnxruntime#25325); measured here with a 2.6 MB vision model: +48 MB RSS over
  *   50 in-process swaps, ~0 (noise, ±15 MB) when each version lives and dies with its own worker
- *   (bench/inference.ts prints both). A call costs one postMessage each way (~30 µs).
- * - "inline": the session in the main thread (no message hop; for tools and for the bench's baseline).
+ *   (bench/inference.ts prints both). Calls go through shared memory (channel.ts, worker-session.ts): the inputs
+ *   are written once into a SharedArrayBuffer, the worker (asleep in Atomics.wait) runs the session synchronously
+ *   and writes the outputs back; the main thread waits with Atomics.waitAsync. A call costs two thread wake-ups
+ *   and the copies (≈ 10–13 µs, forecaster ≈ 21 µs, on the loaded 2-core box) instead of two postMessage round
+ *   trips and an event-loop turn in the worker (≈ 30–60 µs).
+ * - "inline": the session in the main thread (no hop; for tools and for the bench's baseline).
  *
- * Both take and return typed arrays (`Feeds`); inputs are copied once into the session, outputs are handed over
- * without a copy (transferred from the worker).
+ * Both take and return typed arrays (`Feeds`); each returned array is the caller's own.
  */
 
 export type TypedData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
@@ -37,7 +39,13 @@ export interface SessionOptions {
   /** Intra-op threads of this session (default 1: a 2-core box runs several models and the event loop). */
   threads: number;
   isolation: Isolation;
+  /** Worker isolation: a call not answered within this many ms ends the worker (default 30 s). */
+  hangMs?: number;
+  /** Worker isolation: use onnxruntime's public (async) API in the worker, the fallback path (tests). */
+  publicApi?: boolean;
 }
+
+const DEFAULT_HANG_MS = 30_000;
 
 /** A live session. `run` calls may overlap; the caller (ModelInstance's queue) serialises them. */
 export interface ModelSession {
@@ -70,7 +78,8 @@ function ioOf(s: ort.InferenceSession): SessionIo {
   return { inputs: s.inputMetadata.map(one), outputs: s.outputMetadata.map(one) };
 }
 
-function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+/** The options every session gets (the bench and the tests build their bare baseline with the same). */
+export function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
   return {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
@@ -114,112 +123,6 @@ class InlineSession implements ModelSession {
   }
 }
 
-/*
- * The worker's source, evaluated as CommonJS (eval: true) so that it runs the same from src/ under tsx and from
- * dist/: no second file to locate or compile. It requires onnxruntime-node from the path the main thread resolved.
- */
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
-const ort = require(workerData.ortPath);
-let session;
-const TYPE_OF = { Float32Array: "float32", Float64Array: "float64", BigInt64Array: "int64", Int32Array: "int32", Uint8Array: "uint8" };
-function dims(shape) { return shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1)); }
-function meta(m) { return m.isTensor ? { name: m.name, type: m.type, shape: dims(m.shape) } : { name: m.name, type: "non-tensor", shape: [] }; }
-parentPort.on("message", async (m) => {
-  try {
-    if (m.op === "load") {
-      session = await ort.InferenceSession.create(m.bytes, m.options);
-      parentPort.postMessage({ id: m.id, io: { inputs: session.inputMetadata.map(meta), outputs: session.outputMetadata.map(meta) } });
-    } else if (m.op === "run") {
-      const feeds = {};
-      for (const name in m.feeds) {
-        const t = m.feeds[name];
-        const type = TYPE_OF[t.data.constructor.name];
-        if (!type) throw new TypeError("input " + name + ": unsupported array type " + t.data.constructor.name);
-        feeds[name] = new ort.Tensor(type, t.data, t.dims);
-      }
-      const out = await session.run(feeds);
-      const res = {};
-      const transfer = [];
-      for (const name in out) {
-        const d = out[name].data;
-        res[name] = { data: d, dims: Array.from(out[name].dims) };
-        if (d && d.buffer && !transfer.includes(d.buffer)) transfer.push(d.buffer);
-      }
-      parentPort.postMessage({ id: m.id, out: res }, transfer);
-    } else if (m.op === "close") {
-      if (session) await session.release();
-      session = undefined;
-      parentPort.postMessage({ id: m.id, closed: true });
-    }
-  } catch (err) {
-    parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) });
-  }
-});
-`;
-
-const require = createRequire(import.meta.url);
-let ortPath: string | undefined;
-
-interface Pending {
-  resolve(v: unknown): void;
-  reject(e: Error): void;
-}
-
-class WorkerSession implements ModelSession {
-  readonly isolation = "worker" as const;
-  io: SessionIo = { inputs: [], outputs: [] };
-  dead: Error | undefined;
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  private closing: Promise<void> | undefined;
-
-  constructor(private readonly worker: Worker) {
-    worker.on("message", (m: { id: number; error?: string }) => {
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (m.error !== undefined) p.reject(new Error(m.error));
-      else p.resolve(m);
-    });
-    const die = (err: Error) => {
-      this.dead ??= err;
-      for (const p of this.pending.values()) p.reject(this.dead);
-      this.pending.clear();
-    };
-    worker.on("error", (err) => die(new Error(`model worker crashed: ${err.message}`)));
-    worker.on("exit", (code) => die(new Error(`model worker exited (code ${code})`)));
-  }
-
-  call<T>(msg: Record<string, unknown>): Promise<T> {
-    if (this.dead) return Promise.reject(this.dead);
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ ...msg, id });
-    });
-  }
-
-  async run(feeds: Feeds): Promise<Feeds> {
-    if (this.closing) throw new Error("session is closed");
-    const m = await this.call<{ out: Feeds }>({ op: "run", feeds });
-    return m.out;
-  }
-
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      try {
-        if (!this.dead) await this.call({ op: "close" });
-      } catch {
-        // the worker is terminated below either way
-      }
-      this.dead ??= new Error("session is closed");
-      await this.worker.terminate();
-    })();
-    return this.closing;
-  }
-}
-
 /** Creates a session from the model's bytes (the same bytes whose sha256 was checked: no second read). */
 export async function openSession(bytes: Uint8Array, opts: SessionOptions): Promise<ModelSession> {
   const options = sessionOptions(opts.threads);
@@ -227,15 +130,5 @@ export async function openSession(bytes: Uint8Array, opts: SessionOptions): Prom
     const s = await ort.InferenceSession.create(bytes, options);
     return new InlineSession(s, ioOf(s));
   }
-  ortPath ??= require.resolve("onnxruntime-node");
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath } });
-  const s = new WorkerSession(worker);
-  try {
-    const m = await s.call<{ io: SessionIo }>({ op: "load", bytes, options });
-    s.io = m.io;
-    return s;
-  } catch (err) {
-    await s.close();
-    throw err;
-  }
+  return WorkerSession.open(bytes, options, opts.hangMs ?? DEFAULT_HANG_MS, opts.publicApi);
 }
