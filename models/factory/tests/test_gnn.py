@@ -7,7 +7,7 @@ import torch
 
 from glass_factory.common import artifacts, onnx_tools
 from glass_factory.models import _gnn_train as gt
-from glass_factory.models._gnn_net import dense_structure
+from glass_factory.models._gnn_net import dense_structure, neighbour_mean_matrix
 
 torch.set_num_threads(1)
 EI = np.array([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]], np.int64)  # a chain 0-1-2-3, both directions
@@ -22,6 +22,15 @@ def test_dense_structure_kinds_and_self_loops():
     assert onehot[1, 3, 2] == 1  # 2 → 3 (correlation)
     assert onehot[3, 2, 3] == 1  # reverse of 2 → 3 is its own kind (1 + k)
     assert np.all(onehot[4] == np.eye(4)) and onehot.sum(0)[0, 3] == 0  # self loops; 0 and 3 are not linked
+
+
+def test_neighbour_mean_matrix():
+    onehot, _ = dense_structure(EI, EK, 4)
+    a = neighbour_mean_matrix(onehot)
+    assert np.allclose(np.diag(a), 0) and np.allclose(a.sum(1), 1)  # every chain node has a neighbour
+    assert np.isclose(a[1, 0], 0.5) and np.isclose(a[1, 2], 0.5) and a[0, 1] == 1 and a[0, 2] == 0
+    lonely, _ = dense_structure(np.zeros((2, 0), np.int64), None, 3)
+    assert np.all(neighbour_mean_matrix(lonely) == 0)  # no neighbours: zero row (relative input = own z)
 
 
 def _synthetic(n: int, seed: int) -> gt.GraphData:
@@ -57,6 +66,37 @@ def test_shapes_nan_and_export_parity(tmp_path):
     par = onnx_tools.parity(ref, p, {"nodes": tr.nodes[:3]})
     assert par["max_abs"] < 1e-5, par
     assert onnx_tools.io_spec(p)["inputs"][0]["shape"] == [-1, 4, 5]
+
+
+def test_untrained_network_ranks_like_the_zscore_baseline():
+    """The node head is a z-score residual whose learned correction starts at 0: before training, node scores are a
+    monotone function of the baseline's max |z|, so the node AUROC equals the baseline's exactly."""
+    tr, te = _synthetic(64, 3), _synthetic(200, 4)
+    mean, std = gt.normal_stats(tr)
+    torch.manual_seed(1)
+    m = gt.make_model(HP, 4, 5, EI, EK, mean, std).eval()
+    n, g = gt.predict(m, te)
+    bn, bg = gt.zscore_baseline(te, mean, std)
+    kinds = ["none", "stuck", "drift"]
+    assert np.isclose(gt.score_metrics(n, g, te, kinds)["node_auroc"], gt.score_metrics(bn, bg, te, kinds)["node_auroc"])
+    i = np.argsort(bn.ravel(), kind="stable")
+    assert np.all(np.diff(n.ravel()[i]) >= -1e-7)
+
+
+def test_slow_drift_counterfactual_and_augmentation():
+    tr = _synthetic(300, 5)
+    mean, std = gt.normal_stats(tr)
+    motion = gt.motion_indices(["a", "slope_rel", "b", "std_rel", "c"])
+    assert motion == [3, 1]  # MOTION_FEATURES order, only those present
+    c = gt.slow_drift_counterfactual(tr, mean, motion, drift=2)
+    g, n = np.nonzero(tr.fault == 2)
+    assert len(g) and np.allclose(c.nodes[g, n][:, motion], mean[n][:, motion])
+    keep = [0, 2, 4]
+    assert np.array_equal(c.nodes[g, n][:, keep], tr.nodes[g, n][:, keep], equal_nan=True)
+    assert np.array_equal(c.nodes[tr.fault != 2], tr.nodes[tr.fault != 2], equal_nan=True)  # other nodes untouched
+    model, info = gt.train_model(dict(HP, slow_aug=0.5), tr, mean, std, EI, EK, seed=0, epochs=1,
+                                 kinds=["none", "stuck", "drift"], motion=motion, val=tr, eval_every=3)
+    assert info["evals"] >= 1 and info["best_step"] >= 3 and np.isfinite(info["final_loss"])
 
 
 def test_trains_better_than_chance_and_than_nothing():

@@ -9,7 +9,8 @@ import type { Scenario, ScenarioEvent } from "../scenario/index.js";
  * from the seed alone:
  *
  * - sensor faults: starts form a Poisson process with a mean gap of 40 min; each picks a random tag (not one
- *   already faulty) and a random kind of the five, lasting 10–60 min (at least 3 sample periods of the tag):
+ *   already faulty) and a random kind of the five, lasting 10–60 min (drifts 10–180 min: real sensor drift is
+ *   slow; at least 3 sample periods of the tag):
  *   stuck (holds the last healthy reading), drift (reaches ±0.5–2 half-bands by the end), spike (magnitude 1.5–4
  *   half-bands, probability 0.05–0.3; a quarter of them single spikes), dropout, noise burst (σ 0.1–0.5 half-band);
  * - process disturbances: mean gap 4 h, each 30–150 min: batch change (difficulty 1.2–1.8, fining 0.5–1), cullet
@@ -28,6 +29,7 @@ export const DATASET_MIX = Object.freeze({
   name: "dataset_mix",
   mean_gap_min: MIN_GAP,
   sensor_fault_duration_min: [10, 60],
+  drift_duration_min: [10, 180],
   disturbance_duration_min: [30, 150],
   setpoint_hold_min: [20, 120],
 });
@@ -57,7 +59,9 @@ export function datasetMix(seed: number, hours: number, tags: readonly TagConfig
     const single = rf.next() < 0.25;
     if (!tag) continue;
     const at_min = round2(m);
-    const duration_min = round2(Math.max(dur, (3 * tag.period_ms) / 60_000));
+    // drifts stretch the same draw over 10–180 min (no extra draw, so the other events of a seed stay the same)
+    const kindDur = kind === "drift" ? round2(10 + ((dur - 10) * 170) / 50) : dur;
+    const duration_min = round2(Math.max(kindDur, (3 * tag.period_ms) / 60_000));
     const h = half(tag);
     const base = { type: "sensor_fault" as const, at_min, tag: tag.id };
     switch (kind) {
