@@ -57,6 +57,9 @@ test("an operator logs in and sees live tag values, MIK-1 counts and honest stag
   assert.match((await page.textContent("#riskwhy")) ?? "", /forecaster window filling/);
   // No forecast yet: the forecast columns (p +15/+60/+240 min) of every row say "—"; vision rates may already show.
   for (const cell of await page.locator("#risk tbody tr td:nth-child(4)").allTextContents()) assert.is(cell, "—");
+  // The sensor graph waits for its node windows too: the tag table's fault column says "—" and the reason is shown.
+  for (const cell of await page.locator("#tags tbody tr td:nth-child(6)").allTextContents()) assert.is(cell, "—");
+  assert.match((await page.textContent("#graphwhy")) ?? "", /sensor graph: .*window/);
   assert.match((await page.textContent("#health")) ?? "", /health: (ok|degraded|starting)/);
   assert.match((await page.textContent("#who")) ?? "", "operator");
   await page.screenshot({ path: join(tmpdir(), "glassd-dashboard.png"), fullPage: true });

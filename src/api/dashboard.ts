@@ -58,7 +58,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   </header>
   <div id="banner"></div>
   <main>
-    <section><h2>Line tags</h2><table id="tags"><thead><tr><th>tag</th><th class="num">value</th><th>unit</th><th>normal band</th><th class="num">age s</th></tr></thead><tbody></tbody></table></section>
+    <section><h2>Line tags</h2><p id="graphwhy" class="muted"></p><table id="tags"><thead><tr><th>tag</th><th class="num">value</th><th>unit</th><th>normal band</th><th class="num">age s</th><th class="num" title="sensor-graph model: probability that this sensor is faulty">sensor fault p</th></tr></thead><tbody></tbody></table></section>
     <section><h2>MIK-1 inspection (last hour)</h2><div id="inspection"></div><table id="defects"><tbody></tbody></table></section>
     <section><h2>Defect risk (models)</h2><p id="riskwhy" class="muted"></p><table id="risk"><thead><tr><th>class</th><th class="num">risk</th><th class="num">p +15 min</th><th class="num">p +60 min</th><th class="num">p +240 min</th><th class="num">± (60 min)</th><th class="num">vision, 15 min</th></tr></thead><tbody></tbody></table></section>
     <section><h2>Pipeline stages</h2><table id="stages"><thead><tr><th>stage</th><th>status</th><th class="num">ms</th><th>note</th></tr></thead><tbody></tbody></table></section>
@@ -129,10 +129,15 @@ function band(t, v) {
 
 function render(r) {
   $("tick").textContent = "tick " + r.tick + " · " + r.timestamp + " · " + fmt(r.performance_metrics.total_latency_ms, 2) + " ms";
+  // Sensor graph: per-sensor fault probability next to each tag, the process-anomaly probability above; or why not.
+  const pr = r.predictions || {};
+  const sg = pr.sensor_graph && pr.sensor_graph.status === "ok" ? pr.sensor_graph : null;
+  $("graphwhy").textContent = sg ? sg.model + " · process anomaly p " + (typeof sg.graph_score === "number" ? (sg.graph_score * 100).toFixed(1) + " %" : "—") : pr.sensor_graph && pr.sensor_graph.reason ? "sensor graph: " + pr.sensor_graph.reason : "";
+  const fp = (id) => { const x = sg && sg.node_scores ? sg.node_scores[id] : undefined; return typeof x === "number" ? '<td class="num ' + (x >= 0.5 ? "out" : "") + '">' + (x * 100).toFixed(1) + " %</td>" : '<td class="num">—</td>'; };
   $("tags").tBodies[0].innerHTML = tags.map((t) => {
     const v = r.sensor_data[t.id];
     const out = v !== null && (v < t.normal.min || v > t.normal.max);
-    return '<tr data-tag="' + esc(t.id) + '"><td>' + esc(t.id) + '</td><td class="num ' + (out ? "out" : "") + '">' + fmt(v, 2) + "</td><td>" + esc(t.unit) + "</td><td>" + band(t, v) + '</td><td class="num">' + fmt(r.sensor_age_s[t.id], 0) + "</td></tr>";
+    return '<tr data-tag="' + esc(t.id) + '"><td>' + esc(t.id) + '</td><td class="num ' + (out ? "out" : "") + '">' + fmt(v, 2) + "</td><td>" + esc(t.unit) + "</td><td>" + band(t, v) + '</td><td class="num">' + fmt(r.sensor_age_s[t.id], 0) + "</td>" + fp(t.id) + "</tr>";
   }).join("");
   const i = r.inspection;
   $("inspection").innerHTML = "<p>" + i.items_inspected + " items, " + i.defective_items + " defective (" + (i.defect_rate === null ? "—" : (i.defect_rate * 100).toFixed(2) + " %") + "), quality " + fmt(i.quality_score, 3) + "</p>";
