@@ -44,10 +44,12 @@ test("twin at 60×: forecasts and ensemble risk from the shipped models, stored 
     async () => {
       const r = await d!.request<{ predictions: Pred }>("/api/pipeline/latest", { token: viewer });
       const pr = r.body?.predictions;
-      return pr?.forecast?.status === "ok" ? pr : undefined;
+      // the ensemble stacks the sensor graph's score too, which waits for its longest node window (45 line-min)
+      const riskDone = live.ensemble !== "loaded" || pr?.risk?.status === "ok";
+      return pr?.forecast?.status === "ok" && riskDone ? pr : undefined;
     },
-    "a forecast in /api/pipeline/latest",
-    90_000,
+    "a forecast (and, with the ensemble loaded, a risk) in /api/pipeline/latest",
+    180_000,
   );
   assert.equal(p.forecast.horizons_min, [15, 60, 240]);
   for (const h of ["15", "60", "240"])
