@@ -15,14 +15,24 @@
  * set of seeds at 1 s gives the noise floor (the same comparison between two 1 s runs that differ only by seed);
  * differences below it are not a fidelity cost anyone could measure from episode statistics.
  *
- * Usage: npx tsx bench/twin-gym.ts [--envs 16] [--rounds 3] [--seconds 1.5] [--dist] [--no-fidelity]
+ * Then the cost of a scenario (reset.options.scenario): the same stepping with mixed_shift and with a fresh dataset
+ * mix per episode, against no scenario measured in the same run.
+ *
+ * Usage: npx tsx bench/twin-gym.ts [--envs 16] [--rounds 3] [--seconds 1.5] [--dist] [--no-fidelity] [--no-scenarios]
  *   --dist: spawn `node dist/main.js` (after `npm run build`) instead of `node --import tsx src/main.ts`
  * Target (issue 3): ≥ 20 000 env-steps/s for 16 envs over the pipe at the defaults. Prints figures; asserts nothing.
  */
 import { existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { DEFAULT_TAGS } from "../src/config/default-tags.js";
-import { buildGymSpec, DEFAULT_GYM_OPTIONS, GlassVecEnv, GymClient, parseGymOptions } from "../src/twin/gym/index.js";
+import {
+  buildGymSpec,
+  DEFAULT_GYM_OPTIONS,
+  GlassVecEnv,
+  GymClient,
+  parseGymOptions,
+  parseGymReset,
+} from "../src/twin/gym/index.js";
 import { Rng } from "../src/twin/index.js";
 import { best, median, rate, table, us } from "./lib/index.js";
 
@@ -58,9 +68,15 @@ async function measure(step: Stepper, seconds: number, warm: number): Promise<nu
   return (k * N * 1000) / (performance.now() - t0);
 }
 
-function inProcess(modelStepS: number): Stepper {
+function inProcess(modelStepS: number, scenario?: string): Stepper {
   const vec = new GlassVecEnv(spec);
-  vec.reset(N, 1, parseGymOptions({ model_step_s: modelStepS }));
+  const raw = scenario === undefined ? { model_step_s: modelStepS } : { model_step_s: modelStepS, scenario };
+  const reset = parseGymReset(
+    raw,
+    spec.tags,
+    spec.levers.map((l) => l.tag),
+  );
+  vec.reset(N, 1, reset.options, reset.scenario);
   const shape = [N, A];
   return (k) => {
     const a = actions[k % RING]!;
@@ -69,7 +85,7 @@ function inProcess(modelStepS: number): Stepper {
   };
 }
 
-async function overPipe(modelStepS: number): Promise<{ step: Stepper; client: GymClient }> {
+async function overPipe(modelStepS: number, scenario?: string): Promise<{ step: Stepper; client: GymClient }> {
   const dist = useDist && existsSync("dist/main.js");
   const client = GymClient.spawn({
     args: dist
@@ -78,7 +94,8 @@ async function overPipe(modelStepS: number): Promise<{ step: Stepper; client: Gy
   });
   const hello = await client.request({ type: "hello", version: 1 });
   if (hello.header.type !== "hello") throw new Error(`hello failed: ${JSON.stringify(hello.header)}`);
-  const reset = await client.request({ type: "reset", n_envs: N, seed: 1, options: { model_step_s: modelStepS } });
+  const options = scenario === undefined ? { model_step_s: modelStepS } : { model_step_s: modelStepS, scenario };
+  const reset = await client.request({ type: "reset", n_envs: N, seed: 1, options });
   if (reset.header.type !== "reset") throw new Error(`reset failed: ${JSON.stringify(reset.header)}`);
   return {
     client,
@@ -127,6 +144,43 @@ process.stdout.write(
     rows,
   ),
 );
+
+// --- cost of a scenario (reset.options.scenario): the same envs with a ScenarioRunner attached per episode ---
+
+if (!process.argv.includes("--no-scenarios")) {
+  const scnRows: string[][] = [];
+  let noneBest = 0;
+  for (const scenario of [undefined, "mixed_shift", "dataset_mix"]) {
+    const raw = inProcess(defaultStep, scenario);
+    const pipe = await overPipe(defaultStep, scenario);
+    const rawRates: number[] = [];
+    const pipeRates: number[] = [];
+    try {
+      for (let r = 0; r < ROUNDS; r++) {
+        rawRates.push(await measure(raw, SECONDS, r === 0 ? 200 : 0));
+        pipeRates.push(await measure(pipe.step, SECONDS, r === 0 ? 200 : 0));
+      }
+    } finally {
+      await pipe.client.end();
+    }
+    const rawBest = best(rawRates, true);
+    if (scenario === undefined) noneBest = rawBest;
+    scnRows.push([
+      scenario ?? "none (baseline)",
+      rate(rawBest),
+      rate(median(rawRates)),
+      `${((rawBest / noneBest) * 100).toFixed(0)} %`,
+      rate(best(pipeRates, true)),
+      rate(median(pipeRates)),
+    ]);
+  }
+  process.stdout.write(
+    `\nscenarios: ${N} envs at the default step, episodes auto-reset (runner attached per episode)\n`,
+  );
+  process.stdout.write(
+    table(["scenario", "in-process best", "median", "vs none", "over the pipe best", "median"], scnRows),
+  );
+}
 
 // --- fidelity of the physics step ---
 

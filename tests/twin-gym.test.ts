@@ -149,7 +149,16 @@ test("reset and step: array names, dtypes and shapes; observations inside their 
   expectType(s, "step");
   assert.equal(
     [...s.arrays.keys()],
-    ["obs", "reward", "terminated", "truncated", "reward_terms", "items_inspected", "items_defective"],
+    [
+      "obs",
+      "reward",
+      "terminated",
+      "truncated",
+      "reward_terms",
+      "items_inspected",
+      "items_defective",
+      "setpoint_overridden",
+    ],
   );
   assert.equal(shape(s, "obs"), [n, D]);
   assert.equal(shape(s, "reward"), [n]);

@@ -260,7 +260,9 @@ class GlassTwinVecEnv:
         """Starts a new episode in every env (env i seeded ``seed + i``); returns ``(obs, info)``.
 
         ``seed=None`` reuses the constructor's seed on the first reset and otherwise lets every env continue its
-        own seed stream. ``options`` (PROTOCOL.md, "Options") replace the constructor's for this and later resets.
+        own seed stream. ``options`` (PROTOCOL.md, "Options") replace the constructor's for this and later resets;
+        ``options["scenario"]`` runs a scenario in every episode (a built-in name such as ``"fan_failure"``, a file
+        path, an inline scenario dict, or ``"dataset_mix"``), and ``info["scenario"]`` describes it.
         """
         if options is not None:
             self._options = dict(options)
@@ -271,7 +273,8 @@ class GlassTwinVecEnv:
             header["seed"] = int(seed)
         reply, arrays = self.client.request(header)
         self._ready = True
-        return self._array(arrays["obs"]), {"options": reply["options"], "seed": reply["seed"]}
+        return self._array(arrays["obs"]), {"options": reply["options"], "seed": reply["seed"],
+                                            "scenario": reply.get("scenario")}
 
     def step(self, actions):
         """One control interval in every env. ``actions``: shape ``[num_envs, act_dim]``, values in [-1, 1]
@@ -279,7 +282,8 @@ class GlassTwinVecEnv:
         step nothing.
 
         Returns ``(obs, reward, terminated, truncated, info)``; ``info`` holds ``reward_terms`` ``[num_envs,
-        len(reward_terms)]``, ``items_inspected`` / ``items_defective`` ``[num_envs]``, and for envs whose episode
+        len(reward_terms)]``, ``items_inspected`` / ``items_defective`` ``[num_envs]``, ``setpoint_overridden``
+        ``[num_envs, act_dim]`` (True where a scenario setpoint write overrode the action), and for envs whose episode
         ended (and was reset at once): ``final_observation`` / ``final_info`` (lists with None for the others) and
         the mask ``_final_observation``.
         """
@@ -293,6 +297,8 @@ class GlassTwinVecEnv:
             "items_inspected": self._array(arrays["items_inspected"]),
             "items_defective": self._array(arrays["items_defective"]),
         }
+        if "setpoint_overridden" in arrays:  # [num_envs, act_dim]: a scenario setpoint write won over the action
+            info["setpoint_overridden"] = self._array(arrays["setpoint_overridden"], as_bool=True)
         final = reply.get("final")
         if final:
             rows = self._array(arrays["final_obs"])

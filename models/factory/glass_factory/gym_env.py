@@ -10,7 +10,10 @@
   episode; ``infos[i]["TimeLimit.truncated"]`` tells PPO to bootstrap a time-limit end (not a hard-limit one);
 - ``infos[i]["episode"] = {"r", "l", "t"}`` on episode ends (what SB3's Monitor would add), so PPO's logger and
   ``ep_info_buffer`` work without a Monitor wrapper; every step's ``infos[i]`` also carries ``reward_terms`` (the
-  reward's seven terms), ``items_inspected`` and ``items_defective``;
+  reward's seven terms), ``items_inspected``, ``items_defective`` and ``setpoint_overridden`` (per lever, True where
+  a scenario setpoint write won over the action in that step);
+- ``options={"scenario": "fan_failure"}`` runs a scenario in every episode (or ``"dataset_mix"``: a fresh random
+  disturbance mix per episode); ``scenario_info`` holds the server's description of it after a reset;
 - actions are clipped to [-1, 1] before they are sent (the server refuses out-of-range values; SB3's PPO already
   clips Gaussian samples to the Box, this only guards other callers); NaN actions raise.
 
@@ -87,6 +90,7 @@ class GlassGymVecEnv(VecEnv):
             spaces.Box(low=-1.0, high=1.0, shape=(len(self.action_names),), dtype=np.float32),
         )
         self._actions: np.ndarray | None = None
+        self.scenario_info: dict | None = None  # the reset reply's ``scenario`` (None = no scenario)
         self._t0 = time.monotonic()
         self._closed = False
 
@@ -123,7 +127,9 @@ class GlassGymVecEnv(VecEnv):
         if seed is None and not self.gym._ready:
             seed = self.base_seed
         obs, info = self.gym.reset(seed=seed, options=options)
-        self.reset_infos = [{"seed": None if info["seed"] is None else info["seed"] + i} for i in range(self.num_envs)]
+        self.scenario_info = info.get("scenario")
+        self.reset_infos = [{"seed": None if info["seed"] is None else info["seed"] + i, "scenario": self.scenario_info}
+                            for i in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()
         return self.select(obs)
@@ -144,10 +150,14 @@ class GlassGymVecEnv(VecEnv):
         terms = info["reward_terms"]
         inspected = info["items_inspected"]
         defective = info["items_defective"]
+        overridden = info.get("setpoint_overridden")
         infos: list[dict[str, Any]] = [
             {"reward_terms": terms[i], "items_inspected": int(inspected[i]), "items_defective": int(defective[i])}
             for i in range(self.num_envs)
         ]
+        if overridden is not None:
+            for i in range(self.num_envs):
+                infos[i]["setpoint_overridden"] = overridden[i]
         if "final_observation" in info:
             elapsed = round(time.monotonic() - self._t0, 6)
             for i in np.flatnonzero(dones):

@@ -146,6 +146,33 @@ class VecEnvTest(unittest.TestCase):
         self.assertIn("model_step_s", ctx.exception.message)
         self.env.reset(seed=1, options={})
 
+    def test_scenario_option(self):
+        env = self.env
+        try:
+            obs, info = env.reset(seed=4, options={"scenario": "belt_speed_push", "start_spread": 0})
+            self.assertEqual(info["scenario"]["name"], "belt_speed_push")
+            self.assertEqual(info["options"]["episode_hours"], 8)  # the scenario's duration_hours
+            belt = env.action_names.index("belt_speed")
+            zero = [[0.0] * env.act_dim] * 3
+            flagged = []
+            for k in range(62):  # the push ramps belt_speed from scenario minute 60 over 20 min
+                _, _, _, _, info = env.step(zero)
+                self.assertEqual(len(info["setpoint_overridden"]), 3)
+                flagged.append(info["setpoint_overridden"][0][belt])
+            self.assertEqual(flagged.index(True), 60)
+            self.assertTrue(all(flagged[60:]))
+            # inline scenarios and the per-episode dataset mix
+            _, info = env.reset(seed=4, options={"scenario": {"name": "mine", "duration_hours": 1, "events": []}})
+            self.assertEqual((info["scenario"]["name"], info["options"]["episode_hours"]), ("mine", 1))
+            _, info = env.reset(seed=4, options={"scenario": "dataset_mix"})
+            self.assertTrue(info["scenario"]["per_episode"])
+            with self.assertRaises(gc.GymServerError) as ctx:
+                env.reset(seed=4, options={"scenario": "no_such_scenario"})
+            self.assertEqual(ctx.exception.code, "bad_option")
+            self.assertIn("reset.options.scenario", ctx.exception.message)
+        finally:
+            env.reset(seed=1, options={})
+
 
 @unittest.skipUnless(HAVE_SERVER, SKIP_WHY)
 @unittest.skipUnless(np is not None, "numpy is not installed")

@@ -101,6 +101,49 @@ def test_shield_keeps_setpoints_in_the_safe_envelope(env):
                              <= np.abs(np.clip(sp, sh.safe_min, sh.safe_max) - sp) + 1e-6))
 
 
+def test_rule_module_in_torch_equals_the_rule(env):
+    import torch
+
+    from glass_factory.models._policy_eval import RulePolicy
+    from glass_factory.models._policy_train import RuleModule
+
+    rule = RulePolicy(env)
+    rng = np.random.default_rng(3)
+    obs = rng.uniform(-1, 1, size=(512, env.observation_space.shape[0])).astype(np.float32)
+    d = env.obs_slot("defective_pct")
+    obs[:, d] = rng.choice([1.0, 3.0, 4.0, 9.0], size=512)  # below and above the rule's 3.5 % threshold
+    for name in ("defect_pct:bubble", "defect_pct:stone"):
+        obs[:, env.obs_slot(name)] = rng.uniform(0, 4, size=512)
+    want = rule(obs)
+    with torch.no_grad():
+        got = RuleModule(rule)(torch.as_tensor(obs)).numpy()
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    assert np.any(np.abs(want) == 1.0) and np.any((np.abs(want) > 0.01) & (np.abs(want) < 0.99))
+
+
+def test_scenario_evaluation_runs_each_policy_on_each_scenario():
+    from glass_factory.models._policy_eval import RulePolicy, evaluate_scenarios, hold_policy, scenario_means
+
+    # a 30 min scripted push: the belt ramps to 190 m/min from minute 5; hold keeps it, the rule walks it back
+    push = {"name": "push", "duration_hours": 0.5,
+            "events": [{"type": "setpoint", "at_min": 5, "tag": "belt_speed", "value": 190, "ramp_min": 3}]}
+    calm = {"name": "calm", "duration_hours": 0.25, "events": []}
+    res = evaluate_scenarios({"rule": RulePolicy, "hold": hold_policy}, [push, calm], n_envs=2, seed=9)
+    assert list(res) == ["push", "calm"]
+    r_push, r_calm = list(res.values())
+    assert r_push["hold"]["steps_mean"] == 30 and r_calm["hold"]["steps_mean"] == 15
+    # the ramp owned the belt for 3 of 30 decisions, in both policies' episodes
+    assert r_push["hold"]["scenario_override_step_share"] == pytest.approx(3 / 30)
+    assert r_push["rule"]["scenario_override_step_share"] == pytest.approx(3 / 30)
+    assert r_calm["rule"]["scenario_override_step_share"] == 0
+    assert r_push["hold"]["belt_speed_mean_m_min"] > r_push["rule"]["belt_speed_mean_m_min"] + 5
+    assert r_push["hold"]["envelope_violations"] == r_push["rule"]["envelope_violations"] == 0
+    means = scenario_means(res)
+    assert set(means) == {"rule", "hold"} and means["rule"]["scenarios"] == 2
+    assert means["hold"]["return_per_step"] == pytest.approx(
+        (r_push["hold"]["return_per_step"] + r_calm["hold"]["return_per_step"]) / 2)
+
+
 @pytest.fixture(scope="module")
 def quick_build(tmp_path_factory):
     from glass_factory.common.context import BuildContext
@@ -118,10 +161,14 @@ def test_quick_ppo_beats_random_without_envelope_violations(quick_build):
     checks = entry["_acceptance"]["checks"]
     assert entry["_acceptance"]["ok"], checks
     assert checks["return_vs_random"] and checks["zero_envelope_violations"]
+    assert checks["scenarios_zero_envelope_violations"]
+    assert entry["metrics"]["scenario_envelope_violations"] == 0
+    assert entry["data"]["scenarios"]["test"] == ["fan_failure", "belt_speed_push"]
+    assert entry["data"]["scenarios"]["train"] == ["dataset_mix"]
     assert entry["metrics"]["return_per_step"] > entry["metrics"]["random_return_per_step"]
 
 
-def test_export_parity_golden_and_manifest(quick_build):
+def test_export_parity_golden_and_manifest(quick_build, env):
     from glass_factory.common import artifacts, onnx_tools
 
     ctx, entry = quick_build
@@ -140,7 +187,11 @@ def test_export_parity_golden_and_manifest(quick_build):
     assert entry["normalisation"]["in_graph"] and len(entry["normalisation"]["mean"]) == 33
     v = artifacts.verify_entry(ctx.models_dir, entry)
     assert v["sha256_ok"] and v["bytes_ok"] and v["golden"]["ok"], v
-    assert (ctx.models_dir / entry["card"]).read_text().count("| nominal | ppo |") == 1
+    card = (ctx.models_dir / entry["card"]).read_text()
+    assert card.count("| nominal | ppo |") == 1
+    for sc in ("fan_failure", "belt_speed_push"):  # the per-scenario table: PPO, rule and hold on each
+        assert all(card.count(f"| {sc} | {pol} |") == 1 for pol in ("ppo", "rule", "hold"))
+    assert card.count("| **mean of 2** |") == 3
 
     # the graph: dynamic batch; setpoint_delta = action × max_step; the shield's bounds hold at the actuator edges
     sess = onnx_tools.session(path)
@@ -168,6 +219,10 @@ def test_export_parity_golden_and_manifest(quick_build):
     z = np.clip((golden - np.array(entry["normalisation"]["mean"])) /
                 np.sqrt(np.array(entry["normalisation"]["var"]) + 1e-8), -10, 10).astype(np.float32)
     raw, _ = model.predict(z, deterministic=True)
+    if ex["residual"]["in_graph"]:  # the actor's output is a correction of the rule-based operator's action
+        from glass_factory.models._policy_eval import RulePolicy
+
+        raw = np.clip(RulePolicy(env)(golden) + raw, -1, 1)
     got = sess.run(["action"], {"obs": golden})[0]
     # exported action = SB3's deterministic action cut to the shield's interval for the observed setpoints
     sp = amin + (golden[:, sp_slots].astype(np.float64) + 1) / 2 * (amax - amin)

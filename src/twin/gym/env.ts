@@ -1,13 +1,22 @@
 import { DEFECT_CLASSES, type InspectionEvent } from "../../core/types.js";
 import { DefectModel, LineModel, Rng } from "../index.js";
+import { ScenarioRunner } from "../scenario/index.js";
 import type { GymOptions } from "./options.js";
 import { computeReward, type IntervalStats } from "./reward.js";
+import { episodeScenario, type GymScenarioPlan } from "./scenario.js";
 import type { GymSpec } from "./spaces.js";
 
 /*
  * One environment: a LineModel and its DefectModel, driven through their public API only, so the gym trains
  * against exactly the physics the daemon runs. One env step = apply the action to the lever setpoints, run
  * `control_interval_s / model_step_s` physics steps, observe, score.
+ *
+ * With a scenario (reset.options.scenario) a ScenarioRunner is attached to the episode's line after the warm-up
+ * (scenario minute 0 = the first observation). The setpoint register is the model's, as on a PLC: the agent's
+ * change is applied to the setpoint in force (read back from the model every step, never a private copy), so a
+ * scenario's setpoint write stays in force until the agent moves the lever from there; a scenario write during
+ * the interval (a step change, each physics step of a ramp) is the last write and wins, and the lever is flagged
+ * in `overridden` (PROTOCOL.md, "Scenarios").
  */
 
 /** Simulated start of every episode (before the warm-up); fixed so an episode is a function of its seed alone. */
@@ -47,10 +56,15 @@ export class GlassEnv {
   truncated = false;
   itemsInspected = 0;
   itemsDefective = 0;
+  /** Per lever: 1 when the last step's agent change was overwritten by a scenario setpoint write. */
+  readonly overridden: Uint8Array;
+  /** The scenario of the current episode (undefined without one). */
+  runner: ScenarioRunner | undefined;
 
   constructor(
     private readonly spec: GymSpec,
     private readonly opts: GymOptions,
+    private readonly scenario?: GymScenarioPlan,
   ) {
     this.controlMs = Math.round(opts.control_interval_s * 1000);
     this.stepMs = Math.round(opts.model_step_s * 1000);
@@ -58,6 +72,7 @@ export class GlassEnv {
     this.episodeSteps = Math.max(1, Math.round((opts.episode_hours * 3600) / opts.control_interval_s));
     this.warmupSteps = Math.round((opts.warmup_min * 60_000) / this.controlMs);
     this.setpoints = new Float64Array(spec.levers.length);
+    this.overridden = new Uint8Array(spec.levers.length);
     this.stats = {
       beltMean: 0,
       beltNominal: spec.beltNominal,
@@ -90,6 +105,12 @@ export class GlassEnv {
       this.defects.step(this.controlMs, this.items);
       this.items.length = 0;
     }
+    this.runner = this.scenario
+      ? new ScenarioRunner(episodeScenario(this.scenario, seed, opts.episode_hours, spec.tags, opts.mix_rate)).attach(
+          this.model,
+        )
+      : undefined;
+    this.overridden.fill(0);
     const now = this.model.setpoints();
     spec.levers.forEach((l, j) => {
       this.setpoints[j] = now[l.tag]!;
@@ -112,12 +133,10 @@ export class GlassEnv {
    */
   step(actions: ArrayLike<number>, aOff: number, obs: Float32Array, oOff: number, terms: Float32Array, tOff: number) {
     const { spec, model, defects, stats } = this;
-    let atLimit = 0;
     for (let j = 0; j < spec.levers.length; j++) {
       const lever = spec.levers[j]!;
-      const applied = model.setSetpoint(lever.tag, this.setpoints[j]! + actions[aOff + j]! * lever.maxStep);
-      this.setpoints[j] = applied;
-      if (applied <= lever.min || applied >= lever.max) atLimit++;
+      // Relative to the setpoint in force (a scenario may have written it since the last step).
+      this.setpoints[j] = model.setSetpoint(lever.tag, model.setpoint(lever.tag) + actions[aOff + j]! * lever.maxStep);
     }
 
     const pClass = stats.pClass;
@@ -140,6 +159,15 @@ export class GlassEnv {
       inspected += items.length;
       for (let i = 0; i < items.length; i++) if (!items[i]!.ok) defective++;
       items.length = 0;
+    }
+    // The setpoints in force at the end of the interval: a scenario write during it was the last write.
+    let atLimit = 0;
+    for (let j = 0; j < spec.levers.length; j++) {
+      const lever = spec.levers[j]!;
+      const now = model.setpoint(lever.tag);
+      this.overridden[j] = now !== this.setpoints[j] ? 1 : 0;
+      this.setpoints[j] = now;
+      if (now <= lever.min || now >= lever.max) atLimit++;
     }
     const inv = 1 / this.subSteps;
     for (let c = 0; c < NC; c++) pClass[c]! *= inv;

@@ -20,10 +20,19 @@ export {
   DEFAULT_GYM_OPTIONS,
   DEFAULT_REWARD_WEIGHTS,
   type GymOptions,
+  type GymReset,
   parseGymOptions,
+  parseGymReset,
   type RewardWeights,
 } from "./options.js";
 export { computeReward, REWARD_FORMULA, REWARD_TERMS, type RewardTerm } from "./reward.js";
+export {
+  DATASET_MIX_SCENARIO,
+  describeGymScenario,
+  episodeScenario,
+  type GymScenarioPlan,
+  resolveGymScenario,
+} from "./scenario.js";
 export {
   DEFAULT_MAX_ENVS,
   GYM_PROTOCOL,

@@ -1,4 +1,6 @@
+import type { TagConfig } from "../../config/schema.js";
 import { GymError } from "./errors.js";
+import { DATASET_MIX_SCENARIO, type GymScenarioPlan, resolveGymScenario } from "./scenario.js";
 
 /*
  * Environment options, as sent in `reset.options` (PROTOCOL.md). Every reset states its options in full: a key left
@@ -30,6 +32,13 @@ export interface GymOptions {
   /** Simulated minutes the line runs (at the control interval) after the start offsets, before the first obs. */
   warmup_min: number;
   reward_weights: RewardWeights;
+  /**
+   * Scenario run in every episode from its first observation: a built-in name, a file path, an inline scenario
+   * object, or "dataset_mix" (a fresh default dataset mix per episode seed); null = none.
+   */
+  scenario: string | Record<string, unknown> | null;
+  /** With scenario "dataset_mix": events come this many times as often as in the default mix (1 = the mix). */
+  mix_rate: number;
 }
 
 export const DEFAULT_REWARD_WEIGHTS: Readonly<RewardWeights> = Object.freeze({
@@ -57,20 +66,25 @@ export const DEFAULT_GYM_OPTIONS: Readonly<GymOptions> = Object.freeze({
   start_spread: 2,
   warmup_min: 60,
   reward_weights: DEFAULT_REWARD_WEIGHTS,
+  scenario: null,
+  mix_rate: 1,
 });
 
 /** One line per option, for `hello` and `--help`. */
 export const OPTION_DOCS: Readonly<Record<keyof GymOptions, string>> = {
   control_interval_s: "simulated seconds per env step (one policy decision); 1..3600",
   model_step_s: "physics step inside an env step, seconds; must divide control_interval_s; 0.1..600",
-  episode_hours: "episode length in simulated hours (then truncated); > 0, at most 1000",
+  episode_hours:
+    "episode length in simulated hours (then truncated); > 0, at most 1000; default 8, or the scenario's duration_hours",
   items_per_min: "MIK-1 items inspected per minute at nominal belt speed (info arrays items_*); > 0",
   start_spread: "random start: lever setpoints offset by up to ± this many max_steps (0 = nominal start); 0..20",
   warmup_min: "simulated minutes run after the start offsets before the first observation; 0..1440",
+  mix_rate: `with scenario "${DATASET_MIX_SCENARIO}" only: events this many times as often (the mix drawn for episode_hours × mix_rate, start times compressed into the episode, durations kept); 1..10`,
   reward_weights: `weights of the reward terms, each >= 0; keys ${Object.keys(DEFAULT_REWARD_WEIGHTS).join(", ")}`,
+  scenario: `scenario attached at each episode's first observation: a built-in name (scenarios/*.yaml), a YAML/JSON file path, an inline scenario object, "${DATASET_MIX_SCENARIO}" (a fresh default dataset mix per episode seed) or null; its setpoint events write the PLC setpoint and win over the agent's change of that lever for the steps they write (PROTOCOL.md, "Scenarios")`,
 };
 
-const RANGES: Record<Exclude<keyof GymOptions, "reward_weights">, [number, number, boolean]> = {
+const RANGES: Record<Exclude<keyof GymOptions, "reward_weights" | "scenario">, [number, number, boolean]> = {
   // [min, max, min exclusive]
   control_interval_s: [1, 3600, false],
   model_step_s: [0.1, 600, false],
@@ -78,12 +92,28 @@ const RANGES: Record<Exclude<keyof GymOptions, "reward_weights">, [number, numbe
   items_per_min: [0, 10_000, true],
   start_spread: [0, 20, false],
   warmup_min: [0, 1440, false],
+  mix_rate: [1, 10, false],
 };
 
-/** Validates `reset.options` (undefined → defaults). Throws GymError("bad_option") naming the field. */
-export function parseGymOptions(raw: unknown): GymOptions {
+/** Validated `reset.options` and, when they name one, the scenario the episodes run. */
+export interface GymReset {
+  options: GymOptions;
+  scenario: GymScenarioPlan | undefined;
+}
+
+/**
+ * Validates `reset.options` (undefined → defaults). A scenario is resolved against `tags` (default: none given →
+ * only the option's type is checked; the server always passes its dictionary). Throws GymError("bad_option")
+ * naming the field.
+ */
+export function parseGymOptions(raw: unknown, tags?: readonly TagConfig[], levers?: readonly string[]): GymOptions {
+  return parseGymReset(raw, tags, levers).options;
+}
+
+/** {@link parseGymOptions} plus the resolved scenario; `episode_hours` defaults to the scenario's duration_hours. */
+export function parseGymReset(raw: unknown, tags?: readonly TagConfig[], levers?: readonly string[]): GymReset {
   if (raw === undefined || raw === null)
-    return { ...DEFAULT_GYM_OPTIONS, reward_weights: { ...DEFAULT_REWARD_WEIGHTS } };
+    return { options: { ...DEFAULT_GYM_OPTIONS, reward_weights: { ...DEFAULT_REWARD_WEIGHTS } }, scenario: undefined };
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new GymError("bad_option", `reset.options must be an object, got ${describe(raw)}`);
   }
@@ -92,6 +122,16 @@ export function parseGymOptions(raw: unknown): GymOptions {
   for (const [key, value] of Object.entries(src)) {
     if (key === "reward_weights") {
       out.reward_weights = parseWeights(value);
+      continue;
+    }
+    if (key === "scenario") {
+      if (value !== null && typeof value !== "string" && (typeof value !== "object" || Array.isArray(value))) {
+        throw new GymError(
+          "bad_option",
+          `reset.options.scenario must be a scenario name, a file path, an inline scenario object, "${DATASET_MIX_SCENARIO}" or null, got ${describe(value)}`,
+        );
+      }
+      out.scenario = value as GymOptions["scenario"];
       continue;
     }
     const range = RANGES[key as keyof typeof RANGES];
@@ -115,6 +155,18 @@ export function parseGymOptions(raw: unknown): GymOptions {
     }
     (out as unknown as Record<string, number>)[key] = value;
   }
+  if (out.mix_rate !== 1 && out.scenario !== DATASET_MIX_SCENARIO) {
+    throw new GymError(
+      "bad_option",
+      `reset.options.mix_rate (${out.mix_rate}) applies to scenario "${DATASET_MIX_SCENARIO}" only; scenario is ${describe(out.scenario)}`,
+    );
+  }
+  let scenario: GymScenarioPlan | undefined;
+  if (out.scenario !== null && tags) {
+    scenario = resolveGymScenario(out.scenario, tags, levers ?? tags.filter((t) => t.actuator).map((t) => t.id));
+    const hours = scenario?.kind === "script" ? scenario.scenario.duration_hours : undefined;
+    if (!("episode_hours" in src) && hours !== undefined && hours > 0) out.episode_hours = Math.min(hours, 1000);
+  }
   // Whole physics steps per control interval, to a millisecond (floats like 0.1 s do not divide exactly).
   const controlMs = Math.round(out.control_interval_s * 1000);
   const stepMs = Math.round(out.model_step_s * 1000);
@@ -130,7 +182,7 @@ export function parseGymOptions(raw: unknown): GymOptions {
       `reset.options.episode_hours (${out.episode_hours}) is shorter than one control interval (${out.control_interval_s} s)`,
     );
   }
-  return out;
+  return { options: out, scenario };
 }
 
 function parseWeights(raw: unknown): RewardWeights {

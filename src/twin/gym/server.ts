@@ -3,8 +3,9 @@ import { type Logger, silentLogger } from "../../core/logger.js";
 import { VERSION } from "../../version.js";
 import { GymError } from "./errors.js";
 import { decodeArrays, encodeFrame, type Frame, FrameReader, type ParseResult, type WireArray } from "./frame.js";
-import { DEFAULT_GYM_OPTIONS, OPTION_DOCS, parseGymOptions } from "./options.js";
+import { DEFAULT_GYM_OPTIONS, OPTION_DOCS, parseGymReset } from "./options.js";
 import { REWARD_FORMULA, REWARD_TERMS } from "./reward.js";
+import { describeGymScenario } from "./scenario.js";
 import { buildGymSpec, type GymSpec } from "./spaces.js";
 import { GlassVecEnv } from "./vec-env.js";
 
@@ -129,12 +130,26 @@ export class GymServer {
     if (seed !== undefined && (typeof seed !== "number" || !Number.isSafeInteger(seed) || seed < 0)) {
       throw new GymError("bad_request", `reset.seed must be an integer >= 0 or absent, got ${JSON.stringify(seed)}`);
     }
-    const options = parseGymOptions(h.options);
-    this.vec.reset(n, seed as number | undefined, options);
-    this.log.debug({ n_envs: n, seed, options }, "reset");
+    const { tags, levers } = this.spec;
+    const { options, scenario } = parseGymReset(
+      h.options,
+      tags,
+      levers.map((l) => l.tag),
+    );
+    this.vec.reset(n, seed as number | undefined, options, scenario);
+    const scenarioInfo = describeGymScenario(scenario);
+    this.log.debug({ n_envs: n, seed, options, scenario: scenarioInfo }, "reset");
     const { obsDim, actDim } = this.spec;
     return [
-      { type: "reset", n_envs: n, obs_dim: obsDim, act_dim: actDim, seed: seed ?? null, options },
+      {
+        type: "reset",
+        n_envs: n,
+        obs_dim: obsDim,
+        act_dim: actDim,
+        seed: seed ?? null,
+        options,
+        scenario: scenarioInfo,
+      },
       [{ name: "obs", dtype: "<f4", shape: [n, obsDim], data: this.vec.obs }],
     ];
   }
@@ -167,9 +182,11 @@ export class GymServer {
       { name: "items_inspected", dtype: "<i4", shape: [n], data: vec.itemsInspected },
       { name: "items_defective", dtype: "<i4", shape: [n], data: vec.itemsDefective },
     ];
+    // Trailing (after final_obs when present), so a v1 client that reads arrays by position still works.
+    const overridden: WireArray = { name: "setpoint_overridden", dtype: "|u1", shape: [n, A], data: vec.overridden };
     const finals = vec.finals;
-    if (finals.length === 0) return [{ type: "step" }, out];
-    out.push({ name: "final_obs", dtype: "<f4", shape: [finals.length, D], data: vec.finalObs });
+    if (finals.length === 0) return [{ type: "step" }, [...out, overridden]];
+    out.push({ name: "final_obs", dtype: "<f4", shape: [finals.length, D], data: vec.finalObs }, overridden);
     const final = finals.map((f) => ({
       env: f.env,
       reason: f.reason,

@@ -3,6 +3,7 @@ import { type EpisodeEnd, GlassEnv } from "./env.js";
 import { GymError } from "./errors.js";
 import type { GymOptions } from "./options.js";
 import { REWARD_TERMS } from "./reward.js";
+import type { GymScenarioPlan } from "./scenario.js";
 import type { GymSpec } from "./spaces.js";
 
 /*
@@ -23,6 +24,7 @@ export interface FinalInfo extends EpisodeEnd {
 export class GlassVecEnv {
   n = 0;
   options: GymOptions | undefined;
+  scenario: GymScenarioPlan | undefined;
   private envs: GlassEnv[] = [];
   private seedStreams: Rng[] = [];
   obs = new Float32Array(0);
@@ -32,6 +34,8 @@ export class GlassVecEnv {
   rewardTerms = new Float32Array(0);
   itemsInspected = new Int32Array(0);
   itemsDefective = new Int32Array(0);
+  /** [n, actDim]: 1 where a scenario setpoint write overrode the agent's change of that lever during the step. */
+  overridden = new Uint8Array(0);
   /** Rows 0..finals.length-1 hold the final observation of each ended episode, in env order. */
   finalObs = new Float32Array(0);
   finals: FinalInfo[] = [];
@@ -47,11 +51,11 @@ export class GlassVecEnv {
    * draw their seeds from a stream of `seed + i`; without one, every env continues its stream (or starts one
    * from `0 + i`).
    */
-  reset(n: number, seed: number | undefined, options: GymOptions): void {
+  reset(n: number, seed: number | undefined, options: GymOptions, scenario?: GymScenarioPlan): void {
     const { spec } = this;
     const D = spec.obsDim;
-    if (n !== this.n || options !== this.options) {
-      this.envs = Array.from({ length: n }, () => new GlassEnv(spec, options));
+    if (n !== this.n || options !== this.options || scenario !== this.scenario) {
+      this.envs = Array.from({ length: n }, () => new GlassEnv(spec, options, scenario));
     }
     if (n !== this.n) {
       this.obs = new Float32Array(n * D);
@@ -61,6 +65,7 @@ export class GlassVecEnv {
       this.rewardTerms = new Float32Array(n * REWARD_TERMS.length);
       this.itemsInspected = new Int32Array(n);
       this.itemsDefective = new Int32Array(n);
+      this.overridden = new Uint8Array(n * spec.actDim);
       this.finalObs = new Float32Array(n * D);
     }
     const streams: Rng[] = [];
@@ -80,12 +85,14 @@ export class GlassVecEnv {
     this.seedStreams = streams;
     this.n = n;
     this.options = options;
+    this.scenario = scenario;
     this.reward.fill(0);
     this.terminated.fill(0);
     this.truncated.fill(0);
     this.rewardTerms.fill(0);
     this.itemsInspected.fill(0);
     this.itemsDefective.fill(0);
+    this.overridden.fill(0);
     this.finals = [];
   }
 
@@ -131,6 +138,7 @@ export class GlassVecEnv {
       this.truncated[i] = env.truncated ? 1 : 0;
       this.itemsInspected[i] = env.itemsInspected;
       this.itemsDefective[i] = env.itemsDefective;
+      this.overridden.set(env.overridden, i * A);
       if (env.end) {
         this.finalObs.set(this.obs.subarray(i * D, (i + 1) * D), this.finals.length * D);
         this.finals.push({ env: i, ...env.end });

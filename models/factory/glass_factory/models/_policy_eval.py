@@ -9,7 +9,7 @@ aggregated: return, defect rate (expected and counted), throughput, energy, enve
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -110,6 +110,8 @@ def evaluate(env: GlassGymVecEnv, act: Policy, seed: int) -> dict:
     limit_steps = np.zeros(n)
     hard = np.zeros(n, dtype=bool)
     hard_tags: list[str] = []
+    overridden_steps = 0
+    term_sums = np.zeros(len(env.reward_terms))
     def_slot = env.obs_slot("defective_pct")
     sp_slots = np.array([env.obs_slot(f"setpoint:{n}") for n in env.action_names])
     proposals_out = 0
@@ -126,6 +128,7 @@ def evaluate(env: GlassGymVecEnv, act: Policy, seed: int) -> dict:
         for i in np.flatnonzero(alive):
             info = infos[i]
             t = info["reward_terms"]
+            term_sums += t
             o = info.get("terminal_observation", obs[i])
             ret[i] += reward[i]
             length[i] += 1
@@ -139,6 +142,9 @@ def evaluate(env: GlassGymVecEnv, act: Policy, seed: int) -> dict:
                 band_excess[i] += -t[terms_idx["band"]] / w["band"] if w["band"] else math.nan
             if t[terms_idx["actuator_limit"]] < 0:
                 limit_steps[i] += 1
+            ov = info.get("setpoint_overridden")
+            if ov is not None and np.any(ov):
+                overridden_steps += 1
             if done[i]:
                 fi = info.get("final_info", {})
                 if fi.get("reason") == "hard_limit":
@@ -161,6 +167,7 @@ def evaluate(env: GlassGymVecEnv, act: Policy, seed: int) -> dict:
         "return_mean": float(ret.mean()),
         "return_std": float(ret.std()),
         "return_per_step": float((ret / length).mean()),
+        "steps_mean": float(length.mean()),
         "defective_pct_expected": float((p_def / length).mean()),
         "defect_rate_counted_pct": float(100 * defective.sum() / max(inspected.sum(), 1)),
         "belt_speed_mean_m_min": float((belt / length).mean()),
@@ -173,6 +180,50 @@ def evaluate(env: GlassGymVecEnv, act: Policy, seed: int) -> dict:
         "band_excursion_step_share": float(band_steps.sum() / length.sum()),
         "band_excess_mean": float(band_excess.sum() / length.sum()),
         "actuator_limit_step_share": float(limit_steps.sum() / length.sum()),
+        "scenario_override_step_share": float(overridden_steps / length.sum()),
+        "reward_terms_per_step": {k: float(v / length.sum()) for k, v in zip(env.reward_terms, term_sums)},
         "per_episode": per,
     }
+    return out
+
+
+# Scenario evaluation: the scripted scenario as written, from the nominal line (no random start offsets), as
+# `glassd twin scenario run` and the test datasets run it; the episode lasts the scenario's duration_hours.
+SCENARIO_EVAL_OPTIONS = {"start_spread": 0}
+
+
+def evaluate_scenarios(policies: dict[str, Callable[[GlassGymVecEnv], Policy]], scenarios: Iterable[str],
+                       n_envs: int, seed: int, options: dict | None = None, log=lambda msg: None) -> dict:
+    """Every policy on every scenario (``reset.options.scenario``): ``n_envs`` episodes from seeds ``seed + i``,
+    one gym server per scenario, the same seeds for every policy. ``policies`` maps a name to a factory
+    ``env -> act``; a scenario is a name or path (the key) or an inline scenario dict (keyed by its ``name``).
+    Returns ``{scenario: {policy: evaluate(...)}}``."""
+    out: dict[str, dict[str, dict]] = {}
+    for sc in scenarios:
+        key = sc if isinstance(sc, str) else str(sc["name"])
+        if key in out:
+            raise ValueError(f"scenario {key!r} is listed twice")
+        opts = dict(SCENARIO_EVAL_OPTIONS, **(options or {}), scenario=sc)
+        with GlassGymVecEnv(n_envs=n_envs, seed=seed, options=opts) as env:
+            out[key] = {name: evaluate(env, make(env), seed) for name, make in policies.items()}
+        log(f"scenario {key}: " + ", ".join(f"{k} {v['return_per_step']:.3f}/step {v['defective_pct_expected']:.2f} %"
+                                             f" v{v['envelope_violations']}" for k, v in out[key].items()))
+    return out
+
+
+SUMMARY_KEYS = ("return_per_step", "defective_pct_expected", "defect_rate_counted_pct", "belt_speed_mean_m_min",
+                "good_items_per_h", "furnace_power_mean_pct")
+
+
+def scenario_means(results: dict) -> dict[str, dict]:
+    """Per policy: the unweighted mean over scenarios of each headline metric (each scenario counts once, whatever
+    its length), and the total envelope violations."""
+    policies = next(iter(results.values())).keys()
+    out = {}
+    for pol in policies:
+        rows = [r[pol] for r in results.values()]
+        out[pol] = {k: float(np.mean([r[k] for r in rows])) for k in SUMMARY_KEYS}
+        out[pol]["envelope_violations"] = int(sum(r["envelope_violations"] for r in rows))
+        out[pol]["hard_limit_trips"] = int(sum(r["hard_limit_trips"] for r in rows))
+        out[pol]["scenarios"] = len(rows)
     return out
