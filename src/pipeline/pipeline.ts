@@ -202,7 +202,8 @@ export class Pipeline implements Service {
     const { accepted, rejected, commit } = this.ports.validator.validateBatch(batch, { defer: true });
     if (rejected.length > 0) {
       // The request is all-or-nothing: quarantine every sample in it, the good ones marked as rejected with it.
-      const receivedAt = this.clock.now();
+      // the batch-mates share the receipt time the validator gave the rejected readings (one request, one time)
+      const receivedAt = rejected[0]?.received_at ?? this.clock.now();
       const all: Rejection[] = [
         ...rejected,
         ...accepted.map(
