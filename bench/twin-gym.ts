@@ -110,11 +110,10 @@ process.stdout.write(
   `twin gym bench: ${N} envs, 60 s control interval, ${ROUNDS} interleaved rounds of ${SECONDS} s per side, server: ${useDist ? "node dist/main.js" : "node --import tsx src/main.ts"}\n` +
     "(best and median of the rounds: the machine is shared, and a neighbour's load only ever slows a round down)\n",
 );
-const rows: string[][] = [];
-const defaultStep = DEFAULT_GYM_OPTIONS.model_step_s;
-for (const stepS of [defaultStep, 5, 1]) {
-  const raw = inProcess(stepS);
-  const pipe = await overPipe(stepS);
+/** Interleaved rounds of the in-process env and the same env over the pipe: env-steps/s per round for each. */
+async function rounds(stepS: number, scenario?: string): Promise<{ rawRates: number[]; pipeRates: number[] }> {
+  const raw = inProcess(stepS, scenario);
+  const pipe = await overPipe(stepS, scenario);
   const rawRates: number[] = [];
   const pipeRates: number[] = [];
   try {
@@ -125,6 +124,13 @@ for (const stepS of [defaultStep, 5, 1]) {
   } finally {
     await pipe.client.end();
   }
+  return { rawRates, pipeRates };
+}
+
+const rows: string[][] = [];
+const defaultStep = DEFAULT_GYM_OPTIONS.model_step_s;
+for (const stepS of [defaultStep, 5, 1]) {
+  const { rawRates, pipeRates } = await rounds(stepS);
   const rawBest = best(rawRates, true);
   const pipeBest = best(pipeRates, true);
   rows.push([
@@ -151,18 +157,7 @@ if (!process.argv.includes("--no-scenarios")) {
   const scnRows: string[][] = [];
   let noneBest = 0;
   for (const scenario of [undefined, "mixed_shift", "dataset_mix"]) {
-    const raw = inProcess(defaultStep, scenario);
-    const pipe = await overPipe(defaultStep, scenario);
-    const rawRates: number[] = [];
-    const pipeRates: number[] = [];
-    try {
-      for (let r = 0; r < ROUNDS; r++) {
-        rawRates.push(await measure(raw, SECONDS, r === 0 ? 200 : 0));
-        pipeRates.push(await measure(pipe.step, SECONDS, r === 0 ? 200 : 0));
-      }
-    } finally {
-      await pipe.client.end();
-    }
+    const { rawRates, pipeRates } = await rounds(defaultStep, scenario);
     const rawBest = best(rawRates, true);
     if (scenario === undefined) noneBest = rawBest;
     scnRows.push([
