@@ -98,13 +98,18 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * Validates raw samples against the tag dictionary. Holds per-tag rate-of-change references, so use one instance
  * per pipeline and feed it samples in arrival order. `validate` never throws.
  */
+/** A tag's stale horizon (ms): how old a sample may be, in line time, before it is rejected. */
+export function staleAfterMs(tag: TagConfig, config: Pick<Config["validation"], "stale_factor">): number {
+  return tag.stale_after_ms ?? config.stale_factor * tag.period_ms;
+}
+
 /** The shortest stale horizon over the tags (ms): how old a sample may be, in line time, before it is rejected. */
 export function shortestStaleMs(
   tags: readonly TagConfig[],
   config: Pick<Config["validation"], "stale_factor">,
 ): number {
   let min = Number.POSITIVE_INFINITY;
-  for (const t of tags) min = Math.min(min, t.stale_after_ms ?? config.stale_factor * t.period_ms);
+  for (const t of tags) min = Math.min(min, staleAfterMs(t, config));
   return min;
 }
 
@@ -126,7 +131,7 @@ export class Validator {
       this.rules.set(t.id, {
         min: t.limits.min,
         max: t.limits.max,
-        staleAfterMs: t.stale_after_ms ?? config.stale_factor * t.period_ms,
+        staleAfterMs: staleAfterMs(t, config),
         maxRatePerS: t.max_rate_per_s,
       });
   }
