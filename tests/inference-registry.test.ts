@@ -63,25 +63,34 @@ function goldenFeeds(goldenPath: string, one = false): Feeds {
 }
 
 test("a model the factory rejected is refused unless allowed, and says why", async () => {
-  const rejected = manifestEntries(SRC).filter((e) => e.acceptance?.ok === false);
-  if (rejected.length === 0) {
-    console.log("  (no rejected model in the manifest: skipped)");
-    return;
-  }
-  const { r, alarms } = registry([SRC]);
-  await r.start();
-  for (const e of rejected) {
+  // A real model marked rejected the way the factory marks it (acceptance.ok false with the failed check), in a
+  // models dir of its own, plus whatever the shipped manifest itself lists as rejected.
+  const dir = tempDir();
+  const marked = copyModel(smallModel(SRC), SRC, dir, "9.9.9", {
+    patch: (e) => {
+      e.acceptance = { ok: false, checks: { beats_baseline: false, parity: true } };
+    },
+  });
+  const shipped = manifestEntries(SRC).filter((e) => e.acceptance?.ok === false);
+  const cases: [string, ManifestEntry][] = [[dir, marked], ...shipped.map((e): [string, ManifestEntry] => [SRC, e])];
+  writeManifest(dir, [marked]);
+  for (const [d, e] of cases) {
+    const { r, alarms } = registry([d]);
+    await r.start();
     const st = r.statusOf(e.name);
-    assert.is.not(st.status, "loaded", `${e.name} must not serve`);
-    assert.match(r.unavailableReason(e.name) ?? "", /rejected/);
+    assert.is.not(st.status, "loaded", `${e.name} ${e.version} must not serve`);
+    const why = r.unavailableReason(e.name) ?? "";
+    assert.match(why, /rejected/);
+    if (e === marked) assert.match(why, /beats_baseline/, "the failed check is named");
     assert.ok(
       alarms.some((a) => a.model === e.name),
       `alarm for ${e.name}`,
     );
+    const { r: allowed } = registry([d], { allowRejected: [e.name] });
+    await allowed.start();
+    assert.is(allowed.statusOf(e.name).status, "loaded");
+    assert.is(allowed.statusOf(e.name).version, e.version);
   }
-  const { r: allowed } = registry([SRC], { allowRejected: rejected.map((e) => e.name) });
-  await allowed.start();
-  for (const e of rejected) assert.is(allowed.statusOf(e.name).status, "loaded");
 });
 
 test("every manifest entry loads in onnxruntime-node, sha256 matches, golden outputs reproduced", async () => {
