@@ -19,7 +19,7 @@ import type { InspectionSource, SampleSource } from "./ingest/ports.js";
 import { type Adapter, buildAdapters } from "./ingest/sources.js";
 import { REJECT_REASONS, Validator } from "./ingest/validate.js";
 import type { PipelinePorts } from "./pipeline/ports.js";
-import { Store } from "./storage/index.js";
+import { MAX_RANGE_LIMIT, Store } from "./storage/index.js";
 import { TwinLine, twinOptionsFromConfig } from "./twin/index.js";
 
 /** Everything the daemon builds from config, before the pipeline and the HTTP server. */
@@ -113,13 +113,8 @@ async function buildOnStore(
     if (last) validator.seed(last);
   }
   const features = FeatureStage.fromConfig(config);
-  // Refill the feature windows from storage so a restart does not start from empty windows: each tag as far back as
-  // its window keeps samples (window + stale_factor periods: slow tags' windows, which the sensor graph reads, too).
-  const now = clock.now();
-  for (const t of config.tags) {
-    const keepMs = config.pipeline.window_s * 1000 + config.validation.stale_factor * t.period_ms;
-    features.push(store.range(t.id, now - keepMs, now));
-  }
+  // A restart refills the feature windows from storage (newest window's worth per tag, whatever its length).
+  features.refill((tag, from, to) => store.range(tag, from, to, MAX_RANGE_LIMIT), clock.now());
 
   const auth = new Auth({ config, logger: logs.child("auth") });
   const info = await auth.init();

@@ -33,6 +33,18 @@ export class FeatureStage {
     return this.windows.pushMany(samples);
   }
 
+  /**
+   * Refills the windows from storage after a restart, so the first ticks do not start from empty windows: each tag
+   * as far back from `now` as its window keeps samples (window + stale horizon; the slow tags' longer horizons are
+   * what the sensor graph reads). `range(tag, fromTs, toTs)` returns the stored samples in [fromTs, toTs].
+   * Returns how many samples were accepted.
+   */
+  refill(range: (tag: string, fromTs: number, toTs: number) => Iterable<Sample>, now: number): number {
+    let n = 0;
+    for (const tag of this.windows.tags) n += this.push(range(tag, now - this.windows.retentionMs(tag)!, now));
+    return n;
+  }
+
   /** The feature vector for the window ending at `ts` (ms). */
   compute(ts: number, out?: Float32Array): FeatureVector {
     return this.extractor.compute(this.windows, ts, out);

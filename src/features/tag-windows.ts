@@ -248,6 +248,14 @@ export class TagWindows {
     });
   }
 
+  /**
+   * How far back from its newest sample a tag keeps points (window + stale horizon): older samples are useless to
+   * every reader and are dropped. Undefined for an unknown tag.
+   */
+  retentionMs(tag: string): number | undefined {
+    return this.byId.get(tag)?.retentionMs;
+  }
+
   /** Stores one sample. Returns false when it was dropped (see the counters for why). */
   push(sample: Sample): boolean {
     const ring = this.byId.get(sample.tag);

@@ -1,5 +1,5 @@
 export { LMDB_NODE_OVERHEAD, sampleEntryBytes, VALUE_BYTES } from "./codec.js";
-export { Store } from "./store.js";
+export { MAX_RANGE_LIMIT, Store } from "./store.js";
 export type {
   AppendResult,
   IntegrityReport,

@@ -65,7 +65,7 @@ const EMPTY = Buffer.alloc(0);
 const REASON_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
 /** Longest detail / raw-value text kept in a quarantine entry. */
 const MAX_TEXT = 1024;
-const MAX_RANGE_LIMIT = 1_000_000;
+export const MAX_RANGE_LIMIT = 1_000_000;
 const MAX_QUARANTINE_LIMIT = 10_000;
 
 interface SamplesMeta {
