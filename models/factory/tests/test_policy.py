@@ -101,6 +101,37 @@ def test_shield_keeps_setpoints_in_the_safe_envelope(env):
                              <= np.abs(np.clip(sp, sh.safe_min, sh.safe_max) - sp) + 1e-6))
 
 
+def test_default_shield_keeps_setpoints_in_the_normal_band(env):
+    from glass_factory.models._policy_train import PPOParams, SetpointShield
+
+    assert PPOParams().shield_band_k == 1.0
+    sh = SetpointShield(env)
+    bands = env.tag_bands()
+    for j, name in enumerate(env.action_names):
+        mid, half, _ = bands[name]
+        assert mid - half - 1e-9 <= sh.safe_min[j] < sh.safe_max[j] <= mid + half + 1e-9, name
+    wide = SetpointShield(env, band_k=2.0)
+    assert np.all(wide.safe_max >= sh.safe_max) and np.any(wide.safe_max > sh.safe_max)
+
+
+def test_validation_suite_is_seeded_within_the_mix_ranges_and_not_the_test_scenarios():
+    from glass_factory.common.context import TEST_SCENARIOS
+    from glass_factory.models._policy_eval import validation_suite
+
+    a, b = validation_suite(), validation_suite()
+    assert a == b and validation_suite(seed=1) != a
+    assert not {s["name"] for s in a} & set(TEST_SCENARIOS)
+    kinds = [s["events"][0]["type"] for s in a]
+    assert kinds.count("fan_failure") == 6 and kinds.count("burner_trip") == 3 and kinds.count("batch_change") == 3
+    for s in a:
+        ev = s["events"][0]
+        assert 60 <= ev["at_min"] <= 150
+        if ev["type"] == "fan_failure":  # src/twin/dataset/mix.ts: +1.5–4 °C/min, 10–40 K uneven
+            assert 1.5 <= ev["cooling_rate_increase"] <= 4 and 10 <= ev["unevenness_k"] <= 40
+        if ev["type"] == "burner_trip":
+            assert 0.15 <= ev["power_loss"] <= 0.40 and 10 <= ev["duration_min"] <= 60
+
+
 def test_rule_module_in_torch_equals_the_rule(env):
     import torch
 

@@ -211,6 +211,31 @@ def evaluate_scenarios(policies: dict[str, Callable[[GlassGymVecEnv], Policy]], 
     return out
 
 
+def validation_suite(seed: int = 42) -> list[dict]:
+    """Generated single-disturbance episodes for choosing a training configuration (never the scripted test
+    scenarios): 6 lehr fan failures, 3 burner trips and 3 batch changes, each 7 h from the nominal line with its
+    parameters drawn from the dataset mix's ranges (src/twin/dataset/mix.ts) by ``seed``."""
+    rng = np.random.default_rng(seed)
+
+    def at_dur(lo: float, hi: float) -> dict:
+        return {"at_min": float(rng.uniform(60, 150)), "duration_min": float(rng.uniform(lo, hi))}
+
+    out = []
+    for i in range(6):
+        out.append({"name": f"v_fan{i}", "duration_hours": 7, "events": [dict(
+            type="fan_failure", **at_dur(30, 150), cooling_rate_increase=float(rng.uniform(1.5, 4)),
+            unevenness_k=float(rng.uniform(10, 40)))]})
+    for i in range(3):
+        out.append({"name": f"v_trip{i}", "duration_hours": 7, "events": [dict(
+            type="burner_trip", **at_dur(10, 60), power_loss=float(rng.uniform(0.15, 0.40)),
+            recovery_min=float(rng.uniform(5, 20)))]})
+    for i in range(3):
+        out.append({"name": f"v_batch{i}", "duration_hours": 7, "events": [dict(
+            type="batch_change", **at_dur(30, 150), difficulty=float(rng.uniform(1.2, 1.8)),
+            fining=float(rng.uniform(0.5, 1)))]})
+    return out
+
+
 SUMMARY_KEYS = ("return_per_step", "defective_pct_expected", "defect_rate_counted_pct", "belt_speed_mean_m_min",
                 "good_items_per_h", "furnace_power_mean_pct")
 

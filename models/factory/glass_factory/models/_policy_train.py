@@ -35,7 +35,10 @@ class SetpointShield:
     max 100 % = hard limit 100 %, so a setpoint there trips the line on the first upward wander), and, with
     ``band_k``, kept within band_k half-widths of the middle of the tag's normal band (an operating envelope, as
     an operator keeps setpoints near their bands; it also stops a biased early policy from parking a lever at an
-    actuator end, which wrecks the exploration).
+    actuator end, which wrecks the exploration). The default, 1, is the normal band itself: the plant's operating
+    window, which a controller acting on its own should not leave by choice. With 2 the 1.1.0 policy learned to set
+    the lehr zones past their ±5 °C band in severe fan failures, trading band excursions for a few cracks less, and
+    lost to the rule there on validation scenarios.
 
     Given the raw observation (which holds each setpoint, scaled to its actuator range) the allowed action interval
     of lever j is [(safe_min_j − sp_j) / max_step_j, (safe_max_j − sp_j) / max_step_j] ∩ [−1, 1]: an action that
@@ -44,7 +47,7 @@ class SetpointShield:
     it) and baked into the exported graph (Max/Min ops).
     """
 
-    def __init__(self, env: GlassGymVecEnv, margin: float = 0.05, band_k: float | None = 2.0):
+    def __init__(self, env: GlassGymVecEnv, margin: float = 0.05, band_k: float | None = 1.0):
         bands = env.tag_bands()
         names = env.action_names
         amin, amax = env.actuator_min, env.actuator_max
@@ -131,7 +134,7 @@ class PPOParams:
     log_std_init: float = -1.0
     clip_obs: float = 10.0
     shield_margin: float | None = 0.05  # None = no setpoint shield
-    shield_band_k: float | None = 2.0  # setpoints within this many band half-widths of the band middle (None = off)
+    shield_band_k: float | None = 1.0  # setpoints within this many band half-widths of the band middle (None = off)
     residual: bool = False  # PPO learns a correction added to the rule-based operator's action
     # checkpoint selection on validation: every select_every env-steps (and before the first update) the
     # deterministic policy runs one episode on each of select_envs validation seeds (select_seed + i, the training
