@@ -114,6 +114,26 @@ def test_context_generates_splits_with_distinct_seeds(tmp_path, fake_generator):
     assert (tmp_path / "w" / "build.log").read_text().count("dataset train") == 2
 
 
+def test_extra_mix_runs_use_their_own_seeds_and_none_in_quick_mode(tmp_path, fake_generator, monkeypatch):
+    from glass_factory.common import context
+
+    monkeypatch.setattr(context, "EXTRA_MIX", {"train": {"offset": 700, "runs": 2, "hours": 1},
+                                               "val": {"offset": 400, "runs": 1, "hours": 1}})
+    full = BuildContext(quick=False, seed=3, repo_root=tmp_path, models_dir=tmp_path / "m", work_dir=tmp_path / "w",
+                        trials=0, verbose=False)
+    tr, va = full.extra_mix("train"), full.extra_mix("val")
+    assert [d.manifest["seed"] for d in tr] == [3700, 3701] and [d.manifest["seed"] for d in va] == [3400]
+    assert all(d.path.parent == tmp_path / "w" / "mix-extra" / "train" for d in tr)
+    assert full.extra_mix("train")[0] is tr[0]  # cached, not regenerated
+    plan_seeds = {full.split_seed(s, i) for s in ("train", "val", "test") for i in range(8)}
+    assert not plan_seeds & {3700, 3701, 3400}
+    with pytest.raises(ValueError, match="extra mix runs exist for"):
+        full.extra_mix("test")
+    quick = BuildContext(quick=True, seed=3, repo_root=tmp_path, models_dir=tmp_path / "m2", work_dir=tmp_path / "w2",
+                         trials=0, verbose=False)
+    assert quick.extra_mix("train") == []
+
+
 # --- ONNX tools ---
 
 

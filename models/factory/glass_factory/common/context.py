@@ -39,6 +39,12 @@ DEFAULT_PLAN: dict[str, list[Part]] = {
     "val": [Part(None, 24)],
     "test": [Part(name, hours) for name, hours in TEST_SCENARIOS.items()],
 }
+# Extra default-mix runs of the full build (none with --quick), shared by the models that need more hours than the
+# split plan gives (gnn, forecaster): seed = seed·1000 + offset + i, offsets unused by the split plan (100/200/300,
+# images +50, the ensemble's stacking runs 500). "train" runs add training hours; "val" runs join the val split in
+# a larger selection set (study, early stopping). Never the test scenarios.
+EXTRA_MIX = {"train": {"offset": 700, "runs": 24, "hours": 48}, "val": {"offset": 400, "runs": 4, "hours": 48}}
+
 # --quick: tiny but longer than the longest horizon (240 min), so every horizon has labels
 QUICK_PLAN: dict[str, list[Part]] = {
     "train": [Part(None, 6)],
@@ -110,6 +116,28 @@ class BuildContext:
                 t0 = time.perf_counter()
                 generate(d, part.hours, seed, part.scenario, force=False, repo_root=self.repo_root, log=self.log)
                 self.log(f"dataset {split}[{i}] {name} {part.hours:g} h seed {seed}: {time.perf_counter() - t0:.1f} s")
+                out.append(Dataset(d))
+            self._cache[key] = out
+        return list(self._cache[key])
+
+    def extra_mix(self, split: str) -> list[Dataset]:
+        """The full build's extra default-mix runs for ``split`` ("train" or "val", EXTRA_MIX; none with --quick),
+        generated on first use and cached under work_dir/mix-extra/<split>/."""
+        if split not in EXTRA_MIX:
+            raise ValueError(f"extra mix runs exist for {sorted(EXTRA_MIX)}, not {split!r}")
+        if self.quick:
+            return []
+        key = ("extra", split)
+        if key not in self._cache:
+            spec = EXTRA_MIX[split]
+            out = []
+            for i in range(spec["runs"]):
+                seed = self.seed * 1000 + spec["offset"] + i
+                d = (self.work_dir / "mix-extra" / split / f"mix-h{spec['hours']}-s{seed}").resolve()
+                t0 = time.perf_counter()
+                generate(d, spec["hours"], seed, None, force=False, repo_root=self.repo_root, log=self.log)
+                if time.perf_counter() - t0 > 1:
+                    self.log(f"extra {split} mix {spec['hours']} h seed {seed}: {time.perf_counter() - t0:.1f} s")
                 out.append(Dataset(d))
             self._cache[key] = out
         return list(self._cache[key])

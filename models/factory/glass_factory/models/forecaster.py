@@ -110,10 +110,17 @@ def robust_stats(parts: list[Dataset]) -> tuple[np.ndarray, np.ndarray]:
     return center.astype(np.float32), scale.astype(np.float32)
 
 
-def normalise(X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    z = (X - center) / scale
-    z = np.clip(z, -CLIP, CLIP)
-    return np.where(np.isnan(z), 0.0, z).astype(np.float32)
+def normalise(X: np.ndarray, center: np.ndarray, scale: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """clip((X − center) / scale, ±CLIP), NaN → 0, as float32; in chunks along the first axis, so a large window
+    array needs one float32 copy and no full-size temporaries (3 × 48 h of 30-row windows: ≈ 1 GB each)."""
+    out = np.empty(X.shape, dtype=np.float32)
+    c, sc = center.astype(np.float32), scale.astype(np.float32)
+    for i in range(0, len(X), chunk):
+        z = (X[i : i + chunk].astype(np.float32, copy=False) - c) / sc
+        np.clip(z, -CLIP, CLIP, out=z)
+        z[np.isnan(z)] = 0.0
+        out[i : i + chunk] = z
+    return out
 
 
 def event_thresholds(y_train: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@ scores, attention pooling → a process-anomaly score. Baseline: per-sensor z-sc
 
 Data: graph/nodes.npy [G,N,F] (GraphFeatureExtractor features), labels graph/node_fault.npy (fault ≠ 0) and
 graph/process_anomaly.npy; train / val / test splits from BuildContext (test = held-out scenarios). The full build
-adds extra default-mix runs with fresh seeds (EXTRA, under work_dir/gnn-extra/): more training hours, and a larger
+adds extra default-mix runs with fresh seeds (context.EXTRA_MIX, under work_dir/mix-extra/): more training hours, and a larger
 selection set (val + extra val) for the Optuna study and early stopping. Never the test scenarios.
 Network and normalisation: _gnn_net.py (normalisation is inside the ONNX graph; the daemon feeds RAW node features).
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..common import artifacts, automl, onnx_tools
-from ..common.dataset import ConcatDataset, Dataset, generate
+from ..common.dataset import ConcatDataset, Dataset
 from ..common.metrics import set_seeds
 from ._gnn_net import CLIP
 from ._gnn_train import (
@@ -35,9 +35,6 @@ NAME = "gnn"
 OUTPUTS = ["node_scores", "graph_score", "pool_weights"]
 DEFAULTS = {"dim": 16, "layers": 1, "heads": 2, "lr": 2e-3, "batch": 64, "dropout": 0.1, "rel": True, "glob": True,
             "slow_aug": 0.5}
-# extra default-mix runs (no --scenario) of the full build: seed = ctx.seed·1000 + offset + i, offsets unused by the
-# split plan (context.SEED_OFFSET 100/200/300, images +50)
-EXTRA = {"train": {"offset": 700, "runs": 24, "hours": 48}, "val": {"offset": 400, "runs": 4, "hours": 48}}
 
 
 def export(model, n_nodes: int, n_features: int, path) -> "Path":  # noqa: F821
@@ -47,24 +44,6 @@ def export(model, n_nodes: int, n_features: int, path) -> "Path":  # noqa: F821
 
 def _fp(ds) -> str:
     return ds.fingerprint()
-
-
-def extra_datasets(ctx, split: str) -> list[Dataset]:
-    """The full build's extra default-mix runs for ``split`` ("train" or "val"; none with --quick), generated on first
-    use and cached under work_dir/gnn-extra/<split>/."""
-    if ctx.quick:
-        return []
-    spec = EXTRA[split]
-    out = []
-    for i in range(spec["runs"]):
-        seed = ctx.seed * 1000 + spec["offset"] + i
-        d = (ctx.work_dir / "gnn-extra" / split / f"mix-h{spec['hours']}-s{seed}").resolve()
-        t0 = time.perf_counter()
-        generate(d, spec["hours"], seed, None, force=False, repo_root=ctx.repo_root, log=ctx.log)
-        if time.perf_counter() - t0 > 1:
-            ctx.log(f"gnn: extra {split} mix {spec['hours']} h seed {seed}: {time.perf_counter() - t0:.1f} s")
-        out.append(Dataset(d))
-    return out
 
 
 def _join(parts: list[Dataset]):
@@ -86,7 +65,7 @@ def build(ctx) -> dict:
     N, Fn = T0.nodes.shape[1:]
     # normalisation (and the z-score baseline) from the plan's training split
     mean, std = normal_stats(T0)
-    x_tr, x_va = extra_datasets(ctx, "train"), extra_datasets(ctx, "val")
+    x_tr, x_va = ctx.extra_mix("train"), ctx.extra_mix("val")
     trx_ds = _join(list(tr_ds.parts) + x_tr)
     sel_ds = _join(list(va_ds.parts) + x_va)
     T = GraphData.from_dataset(trx_ds) if x_tr else T0
