@@ -14,10 +14,12 @@ import {
   checkDataset,
   type DatasetManifest,
   datasetMix,
+  excursionRange,
   generateDataset,
   HORIZONS_MIN,
   readManifest,
   SENSOR_FAULT_CODES,
+  SETPOINT_LIMIT_MARGIN,
 } from "../src/twin/dataset/index.js";
 import { renderClean } from "../src/twin/images/index.js";
 import { TwinLine, twinOptionsFromConfig } from "../src/twin/index.js";
@@ -351,6 +353,33 @@ test("determinism: the same seed gives identical bytes, another seed does not; t
   assert.equal(scenarioTagIssues(mix, tags), []);
   const kinds = new Set<string>(mix.events.map((e) => (e.type === "sensor_fault" ? e.fault : e.type)));
   for (const k of ["stuck", "drift", "spike", "dropout", "noise_burst", "setpoint"]) assert.ok(kinds.has(k), k);
+});
+
+test("the mix's operator moves stay inside each lever's hard limits (burner power never to its 100 % trip limit)", () => {
+  const byId = new Map(tags.map((t) => [t.id, t]));
+  let moves = 0;
+  let powerUp = 0;
+  for (let seed = 0; seed < 200; seed++) {
+    for (const e of datasetMix(seed, 48, tags).events) {
+      if (e.type !== "setpoint") continue;
+      moves++;
+      const t = byId.get(e.tag)!;
+      const margin = SETPOINT_LIMIT_MARGIN * (t.actuator!.max - t.actuator!.min);
+      assert.ok(
+        e.value <= t.limits.max - margin + 0.01 && e.value >= t.limits.min + margin - 0.01,
+        `${e.tag} ${e.value}`,
+      );
+      assert.ok(e.value <= t.actuator!.max && e.value >= t.actuator!.min, `${e.tag} ${e.value} in its actuator range`);
+      if (e.tag === "furnace_power" && e.value > (t.normal.min + t.normal.max) / 2) powerUp++;
+    }
+  }
+  assert.ok(moves > 500, `${moves} moves`);
+  assert.ok(powerUp > 5, "upward burner moves exist (they are limited, not dropped)");
+  const power = byId.get("furnace_power")!;
+  assert.is(
+    excursionRange(power).max,
+    power.limits.max - SETPOINT_LIMIT_MARGIN * (power.actuator!.max - power.actuator!.min),
+  );
 });
 
 test("bad arguments exit 2 with a message naming the flag; a non-empty --out needs --force", async () => {

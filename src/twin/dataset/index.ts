@@ -17,5 +17,5 @@ export {
   SENSOR_FAULT_CODES,
 } from "./generate.js";
 export { type ImageSummary, selectImageItems } from "./images.js";
-export { DATASET_MIX, datasetMix } from "./mix.js";
+export { DATASET_MIX, datasetMix, excursionRange, SETPOINT_LIMIT_MARGIN } from "./mix.js";
 export { checkDataset, type DatasetManifest, readDatasetArray, readManifest } from "./read.js";

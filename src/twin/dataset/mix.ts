@@ -17,12 +17,22 @@ import type { Scenario, ScenarioEvent } from "../scenario/index.js";
  *   change (cullet 15–35 %), burner trip (loss 15–40 %, 10–60 min, recovery 5–20 min), lehr fan failure
  *   (+1.5–4 °C/min, 10–40 K uneven), humid weather (72–90 %);
  * - setpoint excursions: mean gap 6 h, a random lever moved 1–2 half-bands out of its band centre (clamped to
- *   its actuator range), ramped over 2–20 min, held 20–120 min, then ramped back: operator moves that raise defect
- *   rates (belt too fast, mold too cold or hot, ...).
+ *   its actuator range and kept SETPOINT_LIMIT_MARGIN of that range inside the tag's hard limits: an operator
+ *   does not set burner power to 100 %, its trip limit), ramped over 2–20 min, held 20–120 min, then ramped
+ *   back: operator moves that raise defect rates (belt too fast, mold too cold or hot, ...).
  * "Half-band" is half the width of the tag's normal band.
  */
 
 const MIN_GAP = { sensorFault: 40, disturbance: 240, setpoint: 360 } as const;
+/** A setpoint excursion stays this share of the actuator range inside the controlled tag's hard limits. */
+export const SETPOINT_LIMIT_MARGIN = 0.05;
+
+/** Where an excursion's target may go: the actuator range, shrunk to stay inside the tag's hard limits. */
+export function excursionRange(tag: TagConfig): { min: number; max: number } {
+  const act = tag.actuator!;
+  const m = SETPOINT_LIMIT_MARGIN * (act.max - act.min);
+  return { min: Math.max(act.min, tag.limits.min + m), max: Math.min(act.max, tag.limits.max - m) };
+}
 
 /** Parameters of the default mix, recorded in the manifest. */
 export const DATASET_MIX = Object.freeze({
@@ -32,6 +42,7 @@ export const DATASET_MIX = Object.freeze({
   drift_duration_min: [10, 180],
   disturbance_duration_min: [30, 150],
   setpoint_hold_min: [20, 120],
+  setpoint_limit_margin: SETPOINT_LIMIT_MARGIN,
 });
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
@@ -145,14 +156,14 @@ export function datasetMix(seed: number, hours: number, tags: readonly TagConfig
   const rs = Rng.derive(seed, 0x6d697803);
   for (let m = rs.uniform(60, 360); m < endMin && levers.length > 0; m += -Math.log(1 - rs.next()) * MIN_GAP.setpoint) {
     const tag = levers[Math.floor(rs.next() * levers.length)]!;
-    const act = tag.actuator!;
+    const range = excursionRange(tag);
     const sign = rs.next() < 0.5 ? -1 : 1;
     const target = centre(tag) + sign * half(tag) * (1 + rs.next());
     events.push({
       type: "setpoint",
       at_min: round2(m),
       tag: tag.id,
-      value: round2(Math.min(act.max, Math.max(act.min, target))),
+      value: round2(Math.min(range.max, Math.max(range.min, target))),
       ramp_min: round2(rs.uniform(2, 20)),
       duration_min: round2(rs.uniform(20, 120)),
     });
