@@ -285,8 +285,9 @@ def build(ctx) -> dict:
     # the default build must beat both baselines; --quick (seconds of PPO) only has to clear the random policy
     beats = {
         "return_vs_random": ppo["return_mean"] > nominal["random"]["return_mean"],
-        # held-out seeds; dataset_mix excluded: its random setpoint excursions write burner power up to 100 % (the
-        # hard limit) and own the lever while ramping, so every policy trips there (checked separately below)
+        # held-out seeds; dataset_mix is checked separately below (no more trips than the baselines): its operator
+        # moves own a lever while they ramp, and until mix.ts kept them inside the hard limits (after policy 1.2.0
+        # was built) its upward burner moves went to 100 %, the trip limit, so every policy tripped there
         "zero_envelope_violations": all(r["ppo"]["envelope_violations"] == 0 for c, r in results.items()
                                         if c != "dataset_mix"),
         # every held-out scenario, every episode: no tag beyond its hard limits, no setpoint proposal outside range
