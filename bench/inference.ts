@@ -10,7 +10,8 @@
  *      golden check + warm-up + retire the one before), for isolation "worker" and "inline", each in a fresh child
  *      process so one does not inherit the other's heap (JS garbage collected before each reading, so what
  *      remains is native memory). Target: no growth beyond noise.
- * Usage: npx tsx bench/inference.ts [--runs 2000] [--rounds 3] [--swaps 50] [--models-dir DIR] [--swap-model NAME]
+ * Usage: npx tsx bench/inference.ts [--runs 2000] [--rounds 3] [--swaps 50] [--models-dir DIR] [--swap-model NAME[,NAME]]
+ *   (--swap-model: default every model of the manifest)
  * Prints figures; asserts nothing.
  */
 import { execFileSync } from "node:child_process";
@@ -224,28 +225,30 @@ if (child >= 0) {
   await spaced(worker);
   await worker.stop();
   await inline.stop();
-  const name = arg("swap-model", [...entries].sort((a, b) => b.bytes - a.bytes)[0]!.name);
-  console.log(`\nRSS over ${SWAPS} swaps of ${name} (fresh process per mode)`);
-  for (const iso of ["worker", "inline"] as const) {
-    const out = execFileSync(
-      process.execPath,
-      [
-        "--expose-gc",
-        ...process.execArgv,
-        new URL(import.meta.url).pathname,
-        "--swap-child",
-        iso,
-        name,
-        "--models-dir",
-        DIR,
-        "--swaps",
-        String(SWAPS),
-      ],
-      { encoding: "utf8" },
-    );
-    const r = JSON.parse(out.trim().split("\n").at(-1)!) as { swap_ms: number; rss_growth_mb_every_10: number[] };
-    console.log(
-      `  ${iso.padEnd(6)} swap ${r.swap_ms.toFixed(1)} ms each; RSS growth (MB) after 10/20/…: ${r.rss_growth_mb_every_10.join(", ")}`,
-    );
+  const names = arg("swap-model", entries.map((e) => e.name).join(",")).split(",");
+  for (const name of names) {
+    console.log(`\nRSS over ${SWAPS} swaps of ${name} (fresh process per mode)`);
+    for (const iso of ["worker", "inline"] as const) {
+      const out = execFileSync(
+        process.execPath,
+        [
+          "--expose-gc",
+          ...process.execArgv,
+          new URL(import.meta.url).pathname,
+          "--swap-child",
+          iso,
+          name,
+          "--models-dir",
+          DIR,
+          "--swaps",
+          String(SWAPS),
+        ],
+        { encoding: "utf8" },
+      );
+      const r = JSON.parse(out.trim().split("\n").at(-1)!) as { swap_ms: number; rss_growth_mb_every_10: number[] };
+      console.log(
+        `  ${iso.padEnd(6)} swap ${r.swap_ms.toFixed(1)} ms each; RSS growth (MB) after 10/20/…: ${r.rss_growth_mb_every_10.join(", ")}`,
+      );
+    }
   }
 }

@@ -380,6 +380,7 @@ async function buildModels(
     threads: ci.threads,
     threadsByModel: { vision: ci.vision_threads },
     isolation: ci.isolation,
+    isolationByModel: { vision: ci.vision_isolation },
     queue: { ...ci.queue, max_batch: 1 },
     queueByModel: { vision: ci.vision_queue },
     expectClasses: { forecaster: DEFECT_CLASSES, vision: DEFECT_CLASSES, ensemble: DEFECT_CLASSES },

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { defaultConfig } from "../src/config/index.js";
 import { readNpy } from "../src/core/npy.js";
 import { type Feeds, openSession, sessionOptions, type TensorData, type TypedData } from "../src/inference/host.js";
 import { goldenCompare } from "../src/inference/instance.js";
@@ -407,6 +408,27 @@ async function rejects(fn: () => Promise<unknown>, re: RegExp): Promise<void> {
 }
 
 const workerOf = (r: ModelRegistry, name: string) => r.active(name)!.session as WorkerSession;
+
+test("per-model isolation: by default vision runs in a worker, the tabular models inline, same numbers", async () => {
+  const ci = defaultConfig().inference;
+  assert.is(ci.isolation, "inline");
+  assert.is(ci.vision_isolation, "worker");
+  const entries = manifestEntries(SRC);
+  const { r } = registry([SRC], {
+    isolation: ci.isolation,
+    isolationByModel: { vision: ci.vision_isolation },
+    allowRejected: entries.map((e) => e.name),
+  });
+  await r.start();
+  for (const e of entries) {
+    const want = e.name === "vision" ? "worker" : "inline";
+    assert.is(r.statusOf(e.name).isolation, want, e.name);
+    assert.is(r.active(e.name)!.session.isolation, want, e.name);
+    const all = goldenFeeds(join(SRC, e.golden!));
+    const bare = await bareSession(e);
+    assertBitIdentical(await r.run(e.name, all), await bare.run(all), `${e.name} (${want})`);
+  }
+});
 
 test("worker calls through shared memory give bit-identical outputs to a bare session.run (golden inputs)", async () => {
   const entries = manifestEntries(SRC);

@@ -21,9 +21,15 @@ export const InferenceSectionSchema = Type.Object(
       ),
     }),
     isolation: Type.Union([Type.Literal("worker"), Type.Literal("inline")], {
+      default: "inline",
+      ...d(
+        "Where the tabular models' sessions run (forecaster, sensor graph, ensemble, policy). inline: in the main thread; their calls take 13–64 µs, and a worker's two thread wake-ups (≈10 µs) would add 35–75 %; over 100 swaps their RSS stays within noise (bench/inference.ts). worker: each loaded version in its own worker thread, ended on retirement.",
+      ),
+    }),
+    vision_isolation: Type.Union([Type.Literal("worker"), Type.Literal("inline")], {
       default: "worker",
       ...d(
-        "worker: each loaded version in its own worker thread, ended on retirement (no RSS growth over swaps, onnxruntime#25325); inline: in the main thread (≈10–20 µs less per call, leaks on swaps).",
+        "Where the vision model's sessions run. worker: a worker thread per loaded version, ended on retirement: onnxruntime-node keeps native memory of released image-size sessions (onnxruntime#25325; inline +33…66 MB over 100 swaps, worker flat), and a millisecond-scale call does not notice the wake-ups.",
       ),
     }),
     threads: Type.Integer({ default: 1, minimum: 1, maximum: 8, ...d("Intra-op threads per session.") }),

@@ -53,6 +53,8 @@ export interface RegistryOptions {
   /** Per-model intra-op threads (e.g. vision: 2). */
   threadsByModel?: Record<string, number>;
   isolation: Isolation;
+  /** Per-model isolation (e.g. vision: worker), else `isolation`. */
+  isolationByModel?: Record<string, Isolation>;
   queue: QueueSettings;
   queueByModel?: Record<string, Partial<QueueSettings>>;
   /** Class order the daemon's code assumes, per model name. */
@@ -476,7 +478,7 @@ export class ModelRegistry implements Service {
     const expect = this.opts.expectClasses?.[name];
     return {
       threads: this.opts.threadsByModel?.[name] ?? this.opts.threads,
-      isolation: this.opts.isolation,
+      isolation: this.opts.isolationByModel?.[name] ?? this.opts.isolation,
       queue: { capacity: q.capacity, policy: q.policy, maxBatch: q.max_batch },
       ...(expect ? { expectClasses: expect } : {}),
       onDrop: (policy) => this.opts.onDrop?.(`model:${name}`, policy),
