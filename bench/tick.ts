@@ -14,7 +14,7 @@
  *     fsync'd commit).
  * The data dir is under os.tmpdir(); the figures for the store stage depend on that file system's fsync.
  *
- * Usage: npx tsx bench/tick.ts [--ticks 1000] [--rounds 5] [--prefill-s 600] [--items-per-min 15]
+ * Usage: npx tsx bench/tick.ts [--ticks 1000] [--rounds 5] [--prefill-s 600] [--items-per-min 15] [--isolation-worker]
  * (--items-per-min: MIK-1 items per minute, config twin.items_per_min; the inspection summary of every tick scans
  * the items of the last hour, so a fast line or a longer prefill makes "other" grow.)
  * The shipped models run in the tick (forecaster once its 15 rows are in, sensor graph after its first window,
@@ -66,8 +66,8 @@ const checked = validateConfig({
   source: { type: "twin" },
   // The twin's camera off: this bench is the tick (vision runs per frame, beside it: bench/vision.ts).
   twin: { items_per_min: ITEMS_PER_MIN, frames: { enabled: false } },
-  // Worker isolation, as the daemon runs the models by default.
-  inference: { isolation: "worker" },
+  // The daemon's default isolation (tabular models inline, vision in a worker); --isolation-worker to compare.
+  inference: { isolation: process.argv.includes("--isolation-worker") ? "worker" : "inline" },
 });
 if (!checked.ok) throw new Error(`bench config invalid: ${JSON.stringify(checked.issues)}`);
 const config = checked.config;

@@ -23,7 +23,7 @@ export const InferenceSectionSchema = Type.Object(
     isolation: Type.Union([Type.Literal("worker"), Type.Literal("inline")], {
       default: "inline",
       ...d(
-        "Where the tabular models' sessions run (forecaster, sensor graph, ensemble, policy). inline: in the main thread; their calls take 13–64 µs, and a worker's two thread wake-ups (≈10 µs) would add 35–75 %; over 100 swaps their RSS stays within noise (bench/inference.ts). worker: each loaded version in its own worker thread, ended on retirement.",
+        "Where the tabular models' sessions run (forecaster, sensor graph, ensemble, policy). inline: in the main thread; their calls take 13–64 µs, and a worker's two thread wake-ups (≈10 µs) would add 35–75 %; over 100 swaps gnn, ensemble and policy stay within 2 MB, the forecaster creeps ≈ 0.06 MB/swap (bench/inference.ts). worker: each loaded version in its own worker thread, ended on retirement.",
       ),
     }),
     vision_isolation: Type.Union([Type.Literal("worker"), Type.Literal("inline")], {
