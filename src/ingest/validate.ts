@@ -94,10 +94,6 @@ interface Reference {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-/**
- * Validates raw samples against the tag dictionary. Holds per-tag rate-of-change references, so use one instance
- * per pipeline and feed it samples in arrival order. `validate` never throws.
- */
 /** A tag's stale horizon (ms): how old a sample may be, in line time, before it is rejected. */
 export function staleAfterMs(tag: TagConfig, config: Pick<Config["validation"], "stale_factor">): number {
   return tag.stale_after_ms ?? config.stale_factor * tag.period_ms;
@@ -113,6 +109,10 @@ export function shortestStaleMs(
   return min;
 }
 
+/**
+ * Validates raw samples against the tag dictionary. Holds per-tag rate-of-change references, so use one instance
+ * per pipeline and feed it samples in arrival order. `validate` never throws.
+ */
 export class Validator {
   private readonly rules = new Map<string, Rule>();
   private readonly refs = new Map<string, Reference>();

@@ -1,6 +1,6 @@
 import type { TagConfig } from "../../config/schema.js";
 import { GymError } from "./errors.js";
-import { DATASET_MIX_SCENARIO, type GymScenarioPlan, resolveGymScenario } from "./scenario.js";
+import { DATASET_MIX_SCENARIO, type GymScenarioPlan, resolveGymScenario, scenarioTypeError } from "./scenario.js";
 
 /*
  * Environment options, as sent in `reset.options` (PROTOCOL.md). Every reset states its options in full: a key left
@@ -126,10 +126,7 @@ export function parseGymReset(raw: unknown, tags?: readonly TagConfig[], levers?
     }
     if (key === "scenario") {
       if (value !== null && typeof value !== "string" && (typeof value !== "object" || Array.isArray(value))) {
-        throw new GymError(
-          "bad_option",
-          `reset.options.scenario must be a scenario name, a file path, an inline scenario object, "${DATASET_MIX_SCENARIO}" or null, got ${describe(value)}`,
-        );
+        throw scenarioTypeError(describe(value));
       }
       out.scenario = value as GymOptions["scenario"];
       continue;

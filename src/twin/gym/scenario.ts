@@ -35,6 +35,14 @@ export function episodeScenario(
   return { ...mix, duration_hours: hours, events };
 }
 
+/** The error for a `reset.options.scenario` of the wrong type (`got` describes the value). */
+export function scenarioTypeError(got: string): GymError {
+  return new GymError(
+    "bad_option",
+    `reset.options.scenario must be a scenario name, a file path, an inline scenario object, "${DATASET_MIX_SCENARIO}" or null, got ${got}`,
+  );
+}
+
 /**
  * Resolves `reset.options.scenario`: a built-in name (`fan_failure`), a YAML/JSON file path, an inline scenario
  * object, or "dataset_mix". Checks it against the server's tag dictionary and its levers (a setpoint event must
@@ -60,10 +68,7 @@ export function resolveGymScenario(
       scenario = parseScenario(JSON.stringify(raw), "inline scenario", tags);
       source = "inline";
     } else {
-      throw new GymError(
-        "bad_option",
-        `reset.options.scenario must be a scenario name, a file path, an inline scenario object, "${DATASET_MIX_SCENARIO}" or null, got ${Array.isArray(raw) ? "an array" : typeof raw}`,
-      );
+      throw scenarioTypeError(Array.isArray(raw) ? "an array" : typeof raw);
     }
   } catch (err) {
     if (err instanceof GymError) throw err;

@@ -239,9 +239,9 @@ def build(ctx) -> dict:
             f"({scn_seconds:.0f} s)")
 
     # 3c. the validation suite (generated single disturbances, validation seeds): what chose the configuration
-    val_suite = None
+    val_suite, suite_spec = None, validation_suite()
     if not quick:
-        val_suite = evaluate_scenarios({"ppo": lambda env: ort_act(fp32), "rule": RulePolicy}, validation_suite(),
+        val_suite = evaluate_scenarios({"ppo": lambda env: ort_act(fp32), "rule": RulePolicy}, suite_spec,
                                        8, VAL2_SEED, scn_opts)
         d = [r["ppo"]["return_per_step"] - r["rule"]["return_per_step"] for r in val_suite.values()]
         ctx.log(f"policy: validation suite PPO − rule {np.mean(d):+.3f}/step, PPO ahead on {sum(x > 0 for x in d)} "
@@ -408,7 +408,7 @@ def build(ctx) -> dict:
                              "Held-out seeds": table,
                              **({"Checkpoint selection (validation)": _selection_doc(selection)} if selection else {}),
                              **({"Validation suite (generated disturbances, validation seeds)":
-                                 _suite_table(val_suite)} if val_suite else {}),
+                                 _suite_table(val_suite, suite_spec)} if val_suite else {}),
                              "Parity": f"SB3 predict vs torch module max |Δ| {par_torch['max_abs']:.2e}; "
                                        f"vs ORT fp32 {par_fp32['max_abs']:.2e}; vs shipped "
                                        f"({variant['variant']}) {par_shipped['max_abs']:.2e} on {len(golden_obs)} "
@@ -527,10 +527,10 @@ def _scenario_table(scn: dict, means: dict) -> str:
     return "\n".join(lines)
 
 
-def _suite_table(suite: dict) -> str:
-    """PPO vs rule per generated validation episode (validation_suite: 8 seeds from VAL2_SEED each)."""
+def _suite_table(suite: dict, scenarios: list[dict]) -> str:
+    """PPO vs rule per generated validation episode (``scenarios``, each run on 8 seeds from VAL2_SEED)."""
     lines = ["| episode | disturbance | PPO return/step | rule return/step | PPO − rule |", "|---|---|---|---|---|"]
-    spec = {s["name"]: s["events"][0] for s in validation_suite()}
+    spec = {s["name"]: s["events"][0] for s in scenarios}
     d = []
     for name, r in suite.items():
         ev = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in spec[name].items()}
