@@ -92,6 +92,22 @@ errors("unknown keys and bad values name the path, the reason and the source", (
   assert.match(t2, "/log/level: must be one of the allowed values (set in the environment)");
 });
 
+errors("model isolation takes worker or inline, per the tabular models and vision", () => {
+  const file = write("iso.yaml", "inference:\n  isolation: worker\n  vision_isolation: thread\n");
+  const r = loadConfig({ configFile: file, env: {}, cwd: dir });
+  const text = r.issues.map((i) => `${i.path}: ${i.message}`).join("\n");
+  assert.match(text, "/inference/vision_isolation: must be one of the allowed values (set in the config file)");
+  assert.not.match(text, "/inference/isolation:");
+  const ok = loadConfig({
+    configFile: write("iso2.yaml", "inference:\n  vision_isolation: inline\n"),
+    env: {},
+    cwd: dir,
+  });
+  assert.equal(ok.issues, []);
+  assert.is(ok.config.inference.vision_isolation, "inline");
+  assert.is(ok.config.inference.isolation, "inline");
+});
+
 errors("a broken file is reported with its path, not thrown", () => {
   const bad = write("d.yaml", "server: [unclosed\n");
   const r = loadConfig({ configFile: bad, env: {}, cwd: dir });
